@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The main job: a working sidecar with its embedded defaults (sled in ./data, the local model),
+# a SIMULATED OpenAI-compatible provider standing in for a real one, and a demo client that
+# shows hits, misses and tokens saved. The sidecar keeps serving on 127.0.0.1:50051 afterwards
+# until Ctrl-C; set CACHET_DEMO_EXIT=1 to stop right after the demo.
+#
+# To use a real provider instead of the simulator, set CACHET_UPSTREAM__BASE_URL (and its key,
+# OPENAI_API_KEY by default); the simulator is then not started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+assets="$(bash scripts/setup.sh)"
+export CACHET_ASSETS_DIR="$assets"
+cargo build --release --quiet
+bin=target/release/cachet
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+if [ -z "${CACHET_UPSTREAM__BASE_URL:-}" ]; then
+  "$bin" simulate-upstream --listen 127.0.0.1:8089 &
+  pids+=($!)
+fi
+"$bin" serve ${CACHET_CONFIG:+--config "$CACHET_CONFIG"} &
+pids+=($!)
+
+"$bin" demo --endpoint http://127.0.0.1:50051
+
+if [ "${CACHET_DEMO_EXIT:-0}" = "1" ]; then
+  exit 0
+fi
+echo "cachet is serving on 127.0.0.1:50051 (gRPC, reflection on: try grpcurl -plaintext 127.0.0.1:50051 list). Ctrl-C stops it."
+wait "${pids[-1]}"

@@ -1,0 +1,751 @@
+//! The cache: decides, for one chat, whether a stored answer may be served, and stores new ones.
+//!
+//! A lookup tries the cheap path first: the hash of the normalised chat, which needs no
+//! embedding. Only then does it embed the last message (and the earlier turns, if any), search
+//! the scope's HNSW graph and check each close candidate: not expired, earlier turns alike, no
+//! guard objecting. A miss hands back its embeddings, so storing the answer afterwards does not
+//! embed the same text twice.
+//!
+//! Data flows one way: the server calls the cache; the cache calls the embedder, the index, the
+//! store and, for `complete`, the upstream.
+
+pub mod guard;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use crate::config::{check_threshold, Config};
+use crate::embed::{similarity, EmbedError, Embedder};
+use crate::index::{IndexError, IndexSet, LoadReport};
+use crate::scope::{scope_key, ChatMessage, Role, SamplingParams, ScopeKey, ScopedChat, TextHash};
+use crate::store::{now_millis, EntryId, Labels, Store, StoreError, StoredEntry, Usage};
+use crate::upstream::{Upstream, UpstreamError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "tenant `{0}` is not configured on this sidecar; add a [tenants.{0}] section to its config"
+    )]
+    UnknownTenant(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// Per-request cache control (see `CacheControl` in the proto).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Control {
+    pub bypass: bool,
+    pub refresh: bool,
+    pub no_store: bool,
+    pub ttl_seconds: u32,
+    pub min_similarity: Option<f32>,
+}
+
+/// One request as the cache sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub tenant: String,
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    pub params: SamplingParams,
+    pub control: Control,
+    pub labels: Labels,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    HitExact,
+    HitSemantic,
+    Miss,
+    Bypass,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HitExact => "hit_exact",
+            Self::HitSemantic => "hit_semantic",
+            Self::Miss => "miss",
+            Self::Bypass => "bypass",
+        }
+    }
+}
+
+/// A stored answer found for a request.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub id: EntryId,
+    pub entry: StoredEntry,
+    pub similarity: f32,
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub struct Lookup {
+    pub status: Status,
+    pub hit: Option<Hit>,
+    /// On a semantic miss: the closest candidate's similarity, if there was one.
+    pub best_similarity: Option<f32>,
+    probe: Probe,
+}
+
+/// An answer to serve from `complete`.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: Status,
+    pub text: String,
+    pub similarity: f32,
+    /// Empty when the answer was not stored.
+    pub entry_id: Option<EntryId>,
+    pub usage: Usage,
+    pub tokens_saved: u32,
+    pub model: String,
+}
+
+/// Result of [`Cache::store`].
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    /// `None` when the request asked not to store.
+    pub id: Option<EntryId>,
+    pub replaced: bool,
+}
+
+/// What to remove with [`Cache::invalidate`].
+#[derive(Debug, Clone)]
+pub enum Target {
+    Entry(String),
+    Scope {
+        model: String,
+        messages: Vec<ChatMessage>,
+        params: SamplingParams,
+    },
+    WholeTenant,
+}
+
+/// A request cut up and, once needed, embedded.
+#[derive(Debug)]
+struct Probe {
+    chat: ScopedChat,
+    embedded: Option<Embedded>,
+}
+
+#[derive(Debug, Clone)]
+struct Embedded {
+    /// `None` when the query is too long for the model: exact matching only.
+    query: Option<Vec<f32>>,
+    context: Option<Vec<f32>>,
+}
+
+/// Entry ids are shown to clients as 16 hex digits.
+pub fn format_entry_id(id: EntryId) -> String {
+    format!("{id:016x}")
+}
+
+fn parse_entry_id(text: &str) -> Option<EntryId> {
+    (text.len() == 16)
+        .then(|| EntryId::from_str_radix(text, 16).ok())
+        .flatten()
+}
+
+/// Identifies one chat in one scope.
+type ChatKey = (ScopeKey, TextHash);
+/// Held while a chat is being answered upstream.
+type AnswerGate = Arc<tokio::sync::Mutex<()>>;
+
+pub struct Cache {
+    config: Arc<Config>,
+    store: Store,
+    index: Arc<IndexSet>,
+    embedder: Embedder,
+    upstream: Upstream,
+    /// One lock per chat being answered upstream, so identical concurrent misses make one call.
+    in_flight: Mutex<HashMap<ChatKey, AnswerGate>>,
+}
+
+impl Cache {
+    /// Opens the store, loads the indexes and the model.
+    pub fn open(config: Arc<Config>) -> Result<(Self, LoadReport), CacheError> {
+        let data = &config.storage.data_dir;
+        let store = Store::open(data, config.storage.sync, config.storage.flush_every_ms)?;
+        let (index, report) = IndexSet::load(&data.join("index"), &store)?;
+        let embedder = Embedder::start(
+            &config.embed.assets_dir,
+            config.embed.threads,
+            config.embed.max_batch,
+        )?;
+        let api_key = Some(config.upstream.api_key_env.as_str())
+            .filter(|name| !name.is_empty())
+            .and_then(|name| std::env::var(name).ok())
+            .filter(|key| !key.is_empty());
+        let upstream = Upstream::new(
+            &config.upstream.base_url,
+            api_key,
+            config.upstream_timeout(),
+        );
+        Ok((
+            Self {
+                config,
+                store,
+                index: Arc::new(index),
+                embedder,
+                upstream,
+                in_flight: Mutex::new(HashMap::new()),
+            },
+            report,
+        ))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    /// Entries currently stored (live or not yet swept).
+    pub fn entry_count(&self) -> usize {
+        self.store.entry_count()
+    }
+
+    /// Checks a request against the limits and the tenant list.
+    fn validate(&self, request: &Request) -> Result<(), CacheError> {
+        self.check_tenant(&request.tenant)?;
+        if request.model.trim().is_empty() {
+            return Err(CacheError::Invalid(
+                "model is required: name the model the chat is for".into(),
+            ));
+        }
+        let limits = &self.config.limits;
+        if request.messages.is_empty() {
+            return Err(CacheError::Invalid(
+                "messages is empty: send at least one user message".into(),
+            ));
+        }
+        if request.messages.len() > limits.max_messages {
+            return Err(CacheError::Invalid(format!(
+                "the chat has {} messages; the limit is {} (limits.max_messages)",
+                request.messages.len(),
+                limits.max_messages
+            )));
+        }
+        let last = request
+            .messages
+            .iter()
+            .rev()
+            .find(|m| !matches!(m.role, Role::System | Role::Developer))
+            .ok_or_else(|| {
+                CacheError::Invalid(
+                    "the chat has only system messages: add the user's message".into(),
+                )
+            })?;
+        if last.content.trim().is_empty() {
+            return Err(CacheError::Invalid(format!(
+                "the last {} message is empty: there is nothing to answer",
+                last.role.as_str()
+            )));
+        }
+        let chars: usize = request
+            .messages
+            .iter()
+            .map(|m| m.content.chars().count())
+            .sum();
+        if chars > limits.max_prompt_chars {
+            return Err(CacheError::Invalid(format!(
+                "the chat is {chars} characters long; the limit is {} (limits.max_prompt_chars)",
+                limits.max_prompt_chars
+            )));
+        }
+        if let Some(min) = request.control.min_similarity {
+            check_threshold("cache_control.min_similarity", min)
+                .map_err(|e| CacheError::Invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn check_tenant(&self, tenant: &str) -> Result<(), CacheError> {
+        if tenant.trim().is_empty() {
+            return Err(CacheError::Invalid("tenant is required".into()));
+        }
+        if !self.config.tenants.contains_key(tenant) {
+            return Err(CacheError::UnknownTenant(tenant.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The threshold for this request: the tenant's, tightened (never loosened) by the request.
+    fn threshold(&self, request: &Request) -> f32 {
+        let configured = self.config.threshold_for(&request.tenant);
+        request
+            .control
+            .min_similarity
+            .map_or(configured, |m| m.max(configured))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %request.tenant, model = %request.model))]
+    pub async fn lookup(&self, request: &Request) -> Result<Lookup, CacheError> {
+        self.validate(request)?;
+        let chat = ScopedChat::new(
+            &request.tenant,
+            &request.model,
+            &request.messages,
+            &request.params,
+        );
+        let mut probe = Probe {
+            chat,
+            embedded: None,
+        };
+        if request.control.bypass || request.control.refresh {
+            let status = if request.control.bypass {
+                Status::Bypass
+            } else {
+                Status::Miss
+            };
+            return Ok(Lookup {
+                status,
+                hit: None,
+                best_similarity: None,
+                probe,
+            });
+        }
+        let now = now_millis();
+        if let Some((id, entry)) = self
+            .store
+            .get_exact(&probe.chat.scope, &probe.chat.exact_key)?
+        {
+            if !self.expire_if_due(id, &entry, now)? {
+                debug!(entry = id, "exact hit");
+                let hit = Hit {
+                    id,
+                    entry,
+                    similarity: 1.0,
+                };
+                return Ok(Lookup {
+                    status: Status::HitExact,
+                    hit: Some(hit),
+                    best_similarity: Some(1.0),
+                    probe,
+                });
+            }
+        }
+        let embedded = self.embed(&probe.chat).await?;
+        let threshold = self.threshold(request);
+        let mut best = None;
+        let mut hit = None;
+        if let Some(query) = &embedded.query {
+            let candidates = self.index.search(
+                &probe.chat.scope,
+                query,
+                self.config.matching.candidates,
+                self.config.matching.ef_search,
+            );
+            best = candidates.first().map(|c| c.similarity);
+            for candidate in candidates.into_iter().filter(|c| c.similarity >= threshold) {
+                let Some(entry) = self.store.get(candidate.id)? else {
+                    continue;
+                };
+                if self.expire_if_due(candidate.id, &entry, now)? {
+                    continue;
+                }
+                if let Some(reason) = refusal(&probe.chat, &embedded, &entry, threshold) {
+                    debug!(
+                        entry = candidate.id,
+                        similarity = candidate.similarity,
+                        ?reason,
+                        "candidate refused"
+                    );
+                    continue;
+                }
+                hit = Some(Hit {
+                    id: candidate.id,
+                    entry,
+                    similarity: candidate.similarity,
+                });
+                break;
+            }
+        }
+        probe.embedded = Some(embedded);
+        let status = if hit.is_some() {
+            Status::HitSemantic
+        } else {
+            Status::Miss
+        };
+        Ok(Lookup {
+            status,
+            hit,
+            best_similarity: best,
+            probe,
+        })
+    }
+
+    /// Removes an entry whose time is up. Returns whether it was expired.
+    fn expire_if_due(
+        &self,
+        id: EntryId,
+        entry: &StoredEntry,
+        now: u64,
+    ) -> Result<bool, CacheError> {
+        if !entry.is_expired(now) {
+            return Ok(false);
+        }
+        self.store.remove(id)?;
+        self.index.remove(&entry.scope, id);
+        Ok(true)
+    }
+
+    async fn embed(&self, chat: &ScopedChat) -> Result<Embedded, CacheError> {
+        let mut texts = vec![chat.query.clone()];
+        if !chat.context.is_empty() {
+            texts.push(chat.context.clone());
+        }
+        let mut out = self.embedder.embed(texts).await?.into_iter();
+        let query = out.next().filter(|e| !e.truncated).map(|e| e.vector);
+        let context = out.next().filter(|e| !e.truncated).map(|e| e.vector);
+        Ok(Embedded { query, context })
+    }
+
+    /// Stores an answer the client obtained itself.
+    #[tracing::instrument(skip_all, fields(tenant = %request.tenant, model = %request.model))]
+    pub async fn store(
+        &self,
+        request: &Request,
+        answer: &str,
+        usage: Usage,
+        answered_by: &str,
+    ) -> Result<Stored, CacheError> {
+        self.validate(request)?;
+        self.check_answer(answer)?;
+        if request.control.bypass || request.control.no_store {
+            return Ok(Stored {
+                id: None,
+                replaced: false,
+            });
+        }
+        let chat = ScopedChat::new(
+            &request.tenant,
+            &request.model,
+            &request.messages,
+            &request.params,
+        );
+        let mut probe = Probe {
+            chat,
+            embedded: None,
+        };
+        let model = if answered_by.is_empty() {
+            &request.model
+        } else {
+            answered_by
+        };
+        self.insert(request, &mut probe, answer, usage, model).await
+    }
+
+    fn check_answer(&self, answer: &str) -> Result<(), CacheError> {
+        if answer.trim().is_empty() {
+            return Err(CacheError::Invalid(
+                "answer is empty: there is nothing to store".into(),
+            ));
+        }
+        let limit = self.config.limits.max_answer_chars;
+        let chars = answer.chars().count();
+        if chars > limit {
+            return Err(CacheError::Invalid(format!(
+                "the answer is {chars} characters long; the limit is {limit} (limits.max_answer_chars)"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn insert(
+        &self,
+        request: &Request,
+        probe: &mut Probe,
+        answer: &str,
+        usage: Usage,
+        answered_by: &str,
+    ) -> Result<Stored, CacheError> {
+        let embedded = match probe.embedded.take() {
+            Some(e) => e,
+            None => self.embed(&probe.chat).await?,
+        };
+        let now = now_millis();
+        let ttl = match request.control.ttl_seconds {
+            0 => self
+                .config
+                .tenants
+                .get(&request.tenant)
+                .map_or(0, |t| t.default_ttl_secs),
+            ttl => u64::from(ttl),
+        };
+        let chat = &probe.chat;
+        let entry = StoredEntry {
+            scope: chat.scope,
+            tenant: request.tenant.clone(),
+            exact_key: chat.exact_key,
+            query: chat.query.clone(),
+            context: chat.context.clone(),
+            context_hash: chat.context_hash,
+            query_vector: embedded.query,
+            context_vector: embedded.context,
+            answer: answer.to_string(),
+            answered_by: answered_by.to_string(),
+            usage,
+            labels: request.labels.clone(),
+            created_at: now,
+            expires_at: (ttl > 0).then(|| now + ttl * 1000),
+        };
+        let inserted = self.store.insert(&entry, &request.model)?;
+        // Durable before acknowledged; the graph follows (it is rebuilt from sled if we crash now).
+        self.store.commit().await?;
+        if let Some(old) = inserted.replaced {
+            self.index.remove(&entry.scope, old);
+        }
+        if let Some(vector) = entry.query_vector {
+            let index = Arc::clone(&self.index);
+            let scope = entry.scope;
+            tokio::task::spawn_blocking(move || index.insert(&scope, inserted.id, &vector))
+                .await
+                .map_err(|e| CacheError::Invalid(format!("index insert panicked: {e}")))?;
+        }
+        debug!(entry = inserted.id, replaced = ?inserted.replaced, "stored");
+        Ok(Stored {
+            id: Some(inserted.id),
+            replaced: inserted.replaced.is_some(),
+        })
+    }
+
+    /// Answers from the cache, or asks the upstream and stores its answer.
+    #[tracing::instrument(skip_all, fields(tenant = %request.tenant, model = %request.model, status))]
+    pub async fn complete(&self, request: &Request) -> Result<Answer, CacheError> {
+        let lookup = self.lookup(request).await?;
+        if let Some(hit) = lookup.hit {
+            tracing::Span::current().record("status", lookup.status.as_str());
+            return Ok(served(lookup.status, hit));
+        }
+        let mut probe = lookup.probe;
+        let reads_cache = !(request.control.bypass || request.control.refresh);
+        let key = (probe.chat.scope, probe.chat.exact_key);
+        let gate = self.in_flight_gate(key);
+        let _answering = gate.lock().await;
+        // Someone may have answered the same chat while we waited for the gate.
+        if reads_cache {
+            if let Some((id, entry)) = self
+                .store
+                .get_exact(&probe.chat.scope, &probe.chat.exact_key)?
+            {
+                if !entry.is_expired(now_millis()) {
+                    self.release_gate(key, &gate);
+                    return Ok(served(
+                        Status::HitExact,
+                        Hit {
+                            id,
+                            entry,
+                            similarity: 1.0,
+                        },
+                    ));
+                }
+            }
+        }
+        let result = self
+            .answer_upstream(request, &mut probe, lookup.status, lookup.best_similarity)
+            .await;
+        self.release_gate(key, &gate);
+        if let Ok(answer) = &result {
+            tracing::Span::current().record("status", answer.status.as_str());
+        }
+        result
+    }
+
+    async fn answer_upstream(
+        &self,
+        request: &Request,
+        probe: &mut Probe,
+        status: Status,
+        best_similarity: Option<f32>,
+    ) -> Result<Answer, CacheError> {
+        let completion = self
+            .upstream
+            .complete(&request.model, &request.messages, &request.params)
+            .await?;
+        if completion.content.trim().is_empty() {
+            return Err(UpstreamError::Malformed {
+                url: self.config.upstream.base_url.clone(),
+                message: "the answer is empty".into(),
+            }
+            .into());
+        }
+        let stores = !(request.control.bypass || request.control.no_store);
+        let entry_id = if stores {
+            self.insert(
+                request,
+                probe,
+                &completion.content,
+                completion.usage,
+                &completion.model,
+            )
+            .await?
+            .id
+        } else {
+            None
+        };
+        info!(
+            status = status.as_str(),
+            prompt_tokens = completion.usage.prompt_tokens,
+            completion_tokens = completion.usage.completion_tokens,
+            "answered upstream"
+        );
+        Ok(Answer {
+            status,
+            text: completion.content,
+            similarity: best_similarity.unwrap_or(0.0),
+            entry_id,
+            usage: completion.usage,
+            tokens_saved: 0,
+            model: completion.model,
+        })
+    }
+
+    fn in_flight_gate(&self, key: ChatKey) -> AnswerGate {
+        let mut map = self.in_flight.lock().expect("in-flight map poisoned");
+        Arc::clone(map.entry(key).or_default())
+    }
+
+    fn release_gate(&self, key: ChatKey, gate: &AnswerGate) {
+        let mut map = self.in_flight.lock().expect("in-flight map poisoned");
+        // Held by the map and by us only: nobody else is waiting.
+        if Arc::strong_count(gate) <= 2 {
+            map.remove(&key);
+        }
+    }
+
+    /// Removes entries of `tenant`. Returns how many were removed.
+    #[tracing::instrument(skip(self))]
+    pub async fn invalidate(&self, tenant: &str, target: &Target) -> Result<u64, CacheError> {
+        self.check_tenant(tenant)?;
+        let ids: Vec<EntryId> = match target {
+            Target::Entry(text) => {
+                let not_found =
+                    || CacheError::NotFound(format!("tenant `{tenant}` has no entry `{text}`"));
+                let id = parse_entry_id(text).ok_or_else(|| {
+                    CacheError::Invalid(format!("`{text}` is not an entry id (16 hex digits, as returned by Store or Complete)"))
+                })?;
+                // Another tenant's entry is reported as absent, so ids reveal nothing across tenants.
+                match self.store.get(id)? {
+                    Some(entry) if entry.tenant == tenant => vec![id],
+                    _ => return Err(not_found()),
+                }
+            }
+            Target::Scope {
+                model,
+                messages,
+                params,
+            } => self
+                .store
+                .scope_members(&scope_key(tenant, model, messages, params))?,
+            Target::WholeTenant => {
+                let mut ids = Vec::new();
+                for scope in self.store.tenant_scopes(tenant)? {
+                    ids.extend(self.store.scope_members(&scope)?);
+                }
+                ids
+            }
+        };
+        let mut removed = 0;
+        for id in ids {
+            if let Some(entry) = self.store.remove(id)? {
+                self.index.remove(&entry.scope, id);
+                removed += 1;
+            }
+        }
+        self.store.commit().await?;
+        info!(removed, "invalidated");
+        Ok(removed)
+    }
+
+    /// Checkpoints changed indexes. Blocking: call from a blocking context.
+    pub fn checkpoint(&self) -> Result<usize, CacheError> {
+        Ok(self.index.checkpoint(&self.store)?)
+    }
+
+    /// Periodic checkpoints until the cache is dropped.
+    pub fn spawn_checkpointer(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let every = Duration::from_secs(self.config.storage.checkpoint_every_secs);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let Some(cache) = weak.upgrade() else { break };
+                match tokio::task::spawn_blocking(move || cache.checkpoint()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => debug!(scopes = n, "checkpointed"),
+                    Ok(Err(err)) => warn!(%err, "checkpoint failed; sled still holds every entry"),
+                    Err(err) => warn!(%err, "checkpoint task failed"),
+                }
+            }
+        });
+    }
+
+    /// Final checkpoint and flush, for a clean shutdown.
+    pub fn close(&self) -> Result<(), CacheError> {
+        self.checkpoint()?;
+        self.store.flush()?;
+        Ok(())
+    }
+}
+
+fn served(status: Status, hit: Hit) -> Answer {
+    Answer {
+        status,
+        similarity: hit.similarity,
+        entry_id: Some(hit.id),
+        usage: hit.entry.usage,
+        tokens_saved: hit.entry.usage.total_tokens,
+        model: hit.entry.answered_by,
+        text: hit.entry.answer,
+    }
+}
+
+/// Why a candidate above the threshold may still not be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// One chat has earlier turns, the other none, or the earlier turns differ in meaning.
+    TurnsDiffer,
+    /// A guard found a difference that changes the answer.
+    Guard(guard::Family),
+}
+
+/// The reason a candidate may not be served, if there is one.
+fn refusal(
+    chat: &ScopedChat,
+    embedded: &Embedded,
+    entry: &StoredEntry,
+    threshold: f32,
+) -> Option<Refusal> {
+    if chat.context.is_empty() != entry.context.is_empty() {
+        return Some(Refusal::TurnsDiffer);
+    }
+    if chat.context_hash != entry.context_hash {
+        match (&embedded.context, &entry.context_vector) {
+            (Some(a), Some(b)) if similarity(a, b) >= threshold => {}
+            _ => return Some(Refusal::TurnsDiffer),
+        }
+        if let Some(family) = guard::conflict(&chat.context, &entry.context) {
+            return Some(Refusal::Guard(family));
+        }
+    }
+    guard::conflict(&chat.query, &entry.query).map(Refusal::Guard)
+}

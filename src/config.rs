@@ -1,0 +1,476 @@
+//! Configuration: embedded defaults, then a TOML file, then `CACHET_*` environment overrides.
+//!
+//! Every key is checked at start: an unknown key, a value of the wrong type or out of range
+//! stops the sidecar with an error that names the key and where it came from, rather than
+//! running with a setting the operator did not mean.
+//!
+//! Environment overrides use a double underscore between the levels of a key:
+//! `CACHET_MATCHING__THRESHOLD=0.9` sets `matching.threshold`,
+//! `CACHET_TENANTS__ACME__THRESHOLD=0.95` sets `tenants.acme.threshold`. Only variables with a
+//! `__` take part, so plain variables such as `CACHET_ADMIN_TOKEN` or `CACHET_ASSETS_DIR` keep
+//! their own meaning.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration of one sidecar.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub embed: EmbedConfig,
+    pub matching: MatchingConfig,
+    pub limits: LimitsConfig,
+    pub upstream: UpstreamConfig,
+    pub admin: AdminConfig,
+    /// The tenants this sidecar serves. A request naming any other tenant is refused.
+    pub tenants: BTreeMap<String, TenantConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Where the gRPC API listens. A sidecar listens on loopback by default.
+    pub listen: SocketAddr,
+    /// Largest gRPC request accepted, in bytes.
+    pub max_request_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Folder holding the sled database and the index checkpoints.
+    pub data_dir: PathBuf,
+    /// `always`: a store is acknowledged only after it is fsynced (survives power loss).
+    /// `periodic`: sled flushes every `flush_every_ms`; faster, a crash of the machine may lose
+    /// the last interval (a crash of the process alone loses nothing already flushed).
+    pub sync: SyncPolicy,
+    pub flush_every_ms: u64,
+    /// How often changed indexes are checkpointed to disk, in seconds.
+    pub checkpoint_every_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    Always,
+    Periodic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbedConfig {
+    /// Folder made by `scripts/setup.sh`: `libonnxruntime.so` and `model/`.
+    pub assets_dir: PathBuf,
+    /// ONNX Runtime intra-op threads for the embedding worker.
+    pub threads: usize,
+    /// Most prompts embedded in one batch; concurrent requests are gathered up to this.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatchingConfig {
+    /// Cosine similarity at or above which a near-duplicate chat is served (0 < t <= 1).
+    pub threshold: f32,
+    /// Nearest neighbours examined per lookup before guards pick one.
+    pub candidates: usize,
+    /// HNSW search breadth; higher finds true nearest neighbours more often, slower.
+    pub ef_search: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Longest chat accepted, in characters over all messages.
+    pub max_prompt_chars: usize,
+    /// Most messages in one chat.
+    pub max_messages: usize,
+    /// Longest answer accepted by `Store`, in characters.
+    pub max_answer_chars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Base URL of an OpenAI-compatible API, up to and including `/v1`.
+    pub base_url: String,
+    /// Name of the environment variable that holds the API key; empty for none.
+    pub api_key_env: String,
+    /// Whole-call timeout for one upstream request, in seconds.
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Name of the environment variable that holds the admin bearer token. Admin calls are
+    /// refused while it is unset or empty.
+    pub token_env: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantConfig {
+    /// This tenant's similarity threshold, instead of `matching.threshold`.
+    pub threshold: Option<f32>,
+    /// Lifetime of this tenant's entries when a request sets none, in seconds; 0 = no expiry.
+    pub default_ttl_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            embed: EmbedConfig::default(),
+            matching: MatchingConfig::default(),
+            limits: LimitsConfig::default(),
+            upstream: UpstreamConfig::default(),
+            admin: AdminConfig::default(),
+            tenants: BTreeMap::from([("default".to_string(), TenantConfig::default())]),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            max_request_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            sync: SyncPolicy::Always,
+            flush_every_ms: 500,
+            checkpoint_every_secs: 60,
+        }
+    }
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        Self {
+            assets_dir: default_assets_dir(),
+            threads: 2,
+            max_batch: 32,
+        }
+    }
+}
+
+impl Default for MatchingConfig {
+    fn default() -> Self {
+        Self {
+            threshold: 0.90,
+            candidates: 4,
+            ef_search: 64,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_prompt_chars: 32 * 1024,
+            max_messages: 256,
+            max_answer_chars: 256 * 1024,
+        }
+    }
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            // The simulated provider started by `scripts/run.sh` (`cachet simulate-upstream`).
+            base_url: "http://127.0.0.1:8089/v1".to_string(),
+            api_key_env: "OPENAI_API_KEY".to_string(),
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            token_env: "CACHET_ADMIN_TOKEN".to_string(),
+        }
+    }
+}
+
+/// Where `scripts/setup.sh` puts the model and ONNX Runtime unless told otherwise.
+pub fn default_assets_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CACHET_ASSETS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("cachet").join("assets")
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree = match file {
+            Some(path) => read_toml(path)?,
+            None => toml::Table::new(),
+        };
+        apply_env_overrides(&mut tree, env)?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|err| {
+                let key = err.path().to_string();
+                ConfigError::invalid(key, err.into_inner().to_string())
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The similarity threshold that applies to `tenant`.
+    pub fn threshold_for(&self, tenant: &str) -> f32 {
+        self.tenants
+            .get(tenant)
+            .and_then(|t| t.threshold)
+            .unwrap_or(self.matching.threshold)
+    }
+
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream.timeout_secs)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_threshold("matching.threshold", self.matching.threshold)?;
+        for (name, tenant) in &self.tenants {
+            if name.trim().is_empty() {
+                return Err(ConfigError::invalid("tenants", "a tenant name is empty"));
+            }
+            if let Some(t) = tenant.threshold {
+                check_threshold(&format!("tenants.{name}.threshold"), t)?;
+            }
+        }
+        if self.tenants.is_empty() {
+            return Err(ConfigError::invalid(
+                "tenants",
+                "no tenant is configured; add at least one [tenants.NAME] section",
+            ));
+        }
+        let positive = [
+            ("matching.candidates", self.matching.candidates),
+            ("matching.ef_search", self.matching.ef_search),
+            ("limits.max_prompt_chars", self.limits.max_prompt_chars),
+            ("limits.max_messages", self.limits.max_messages),
+            ("limits.max_answer_chars", self.limits.max_answer_chars),
+            ("embed.threads", self.embed.threads),
+            ("embed.max_batch", self.embed.max_batch),
+            ("server.max_request_bytes", self.server.max_request_bytes),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.upstream.timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                "upstream.timeout_secs",
+                "must be greater than 0",
+            ));
+        }
+        if self.storage.checkpoint_every_secs == 0 {
+            return Err(ConfigError::invalid(
+                "storage.checkpoint_every_secs",
+                "must be greater than 0",
+            ));
+        }
+        let url = &self.upstream.base_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                "upstream.base_url",
+                format!("`{url}` is not an http:// or https:// URL"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A similarity threshold is a cosine similarity: above 0 (0 would serve anything) and at most 1.
+pub fn check_threshold(key: &str, value: f32) -> Result<(), ConfigError> {
+    if value.is_finite() && value > 0.0 && value <= 1.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("{value} is not a similarity threshold; use a number in (0, 1], such as 0.9"),
+        ))
+    }
+}
+
+fn read_toml(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.parse::<toml::Table>()
+        .map_err(|err| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        })
+}
+
+/// Writes `CACHET_A__B=value` into `tree` as `a.b = value`. The value is read as a TOML value
+/// (number, boolean, array, quoted string) and otherwise taken as a plain string.
+fn apply_env_overrides(
+    tree: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix("CACHET_") else {
+            continue;
+        };
+        if !rest.contains("__") {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        if path.iter().any(|p| p.is_empty()) {
+            return Err(ConfigError::invalid(
+                name.clone(),
+                "environment override has an empty key part",
+            ));
+        }
+        let value = parse_env_value(&raw);
+        let mut table = &mut *tree;
+        for part in &path[..path.len() - 1] {
+            let slot = table
+                .entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = slot.as_table_mut().ok_or_else(|| {
+                ConfigError::invalid(
+                    path.join("."),
+                    format!("{name} sets a key inside `{part}`, which is not a table"),
+                )
+            })?;
+        }
+        table.insert(path[path.len() - 1].clone(), value);
+    }
+    Ok(())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cachet.toml");
+        std::fs::write(&path, toml_text).unwrap();
+        Config::load_with_env(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_are_valid_and_serve_the_default_tenant() {
+        let config = Config::load_with_env(None, Vec::new()).unwrap();
+        assert!(config.tenants.contains_key("default"));
+        assert_eq!(config.threshold_for("default"), config.matching.threshold);
+    }
+
+    #[test]
+    fn file_and_env_override_in_order() {
+        let config = load(
+            "[matching]\nthreshold = 0.8\n[tenants.acme]\nthreshold = 0.95\n",
+            &[
+                ("CACHET_MATCHING__THRESHOLD", "0.85"),
+                ("CACHET_ADMIN_TOKEN", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.matching.threshold, 0.85);
+        assert_eq!(config.threshold_for("acme"), 0.95);
+        assert_eq!(config.threshold_for("other"), 0.85);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load("[matching]\nthreshhold = 0.8\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("matching"), "{err}");
+        assert!(err.contains("threshhold"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_path() {
+        let err = load("", &[("CACHET_MATCHING__THRESHOLD", "high")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("matching.threshold"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_threshold_is_refused() {
+        for bad in ["0", "1.5", "-0.2", "nan"] {
+            let err = load(&format!("[tenants.a]\nthreshold = {bad}\n"), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("tenants.a.threshold"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_toml_is_reported_with_the_file() {
+        let err = load("[matching\nthreshold = 0.8", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cachet.toml"), "{err}");
+    }
+}

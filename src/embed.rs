@@ -1,0 +1,340 @@
+//! Local sentence embeddings: all-MiniLM-L6-v2 (int8, 384 dims) on ONNX Runtime via fastembed.
+//!
+//! Embedding is the one expensive step of a lookup (a few milliseconds a prompt on two cores), so
+//! it runs on a dedicated OS thread that owns the model. Requests queue on a channel; each time the
+//! worker is free it takes everything queued (up to `max_batch` texts) and runs it as one batch.
+//! Under load that batches concurrent requests, which is markedly cheaper per prompt; a lone request
+//! never waits for company.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+
+use fastembed::{
+    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
+};
+use tokio::sync::oneshot;
+
+/// Vector size of all-MiniLM-L6-v2.
+pub const DIMENSIONS: usize = 384;
+
+/// Word pieces the model reads. The model was trained on 256; text beyond that is cut off, so a
+/// longer text's embedding does not describe all of it (see [`Embedding::truncated`]).
+pub const MAX_TOKENS: usize = 256;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EmbedError {
+    #[error("model assets are missing: {0}; run scripts/setup.sh (or point embed.assets_dir at its output)")]
+    MissingAssets(String),
+    #[error("cannot load ONNX Runtime from {path}: {message}")]
+    Runtime { path: PathBuf, message: String },
+    #[error("cannot load the embedding model: {0}")]
+    Model(String),
+    #[error("embedding failed: {0}")]
+    Inference(String),
+    #[error("the embedding worker has stopped")]
+    WorkerGone,
+}
+
+/// One text's embedding.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    /// Unit-length vector of [`DIMENSIONS`] floats.
+    pub vector: Vec<f32>,
+    /// The text was longer than the model's window and only its beginning was embedded.
+    pub truncated: bool,
+}
+
+struct Job {
+    texts: Vec<String>,
+    reply: oneshot::Sender<Result<Vec<Embedding>, EmbedError>>,
+}
+
+/// Counters that show whether batching happens.
+#[derive(Debug, Default)]
+pub struct EmbedStats {
+    pub batches: AtomicU64,
+    pub texts: AtomicU64,
+    pub largest_batch: AtomicU64,
+}
+
+/// Handle to the embedding worker. Cheap to clone; the worker stops when the last handle drops.
+#[derive(Clone)]
+pub struct Embedder {
+    jobs: mpsc::Sender<Job>,
+    stats: Arc<EmbedStats>,
+}
+
+/// Paths of the assets inside `assets_dir`, as laid out by `scripts/setup.sh`.
+struct Assets {
+    runtime: PathBuf,
+    model_dir: PathBuf,
+}
+
+impl Assets {
+    fn locate(assets_dir: &Path) -> Result<Self, EmbedError> {
+        let assets = Self {
+            runtime: assets_dir.join("libonnxruntime.so"),
+            model_dir: assets_dir.join("model"),
+        };
+        let required = [
+            assets.runtime.clone(),
+            assets.model_dir.join("model.onnx"),
+            assets.model_dir.join("tokenizer.json"),
+            assets.model_dir.join("config.json"),
+            assets.model_dir.join("special_tokens_map.json"),
+            assets.model_dir.join("tokenizer_config.json"),
+        ];
+        if let Some(missing) = required.iter().find(|p| !p.is_file()) {
+            return Err(EmbedError::MissingAssets(missing.display().to_string()));
+        }
+        Ok(assets)
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>, EmbedError> {
+        let path = self.model_dir.join(name);
+        std::fs::read(&path)
+            .map_err(|e| EmbedError::MissingAssets(format!("{}: {e}", path.display())))
+    }
+}
+
+/// ONNX Runtime allows one environment per process; every embedder in the process shares it.
+fn runtime_environment(library: &Path) -> Result<ort::environment::Environment, EmbedError> {
+    static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, EmbedError>> =
+        OnceLock::new();
+    ENVIRONMENT
+        .get_or_init(|| {
+            let failed = |message: String| EmbedError::Runtime {
+                path: library.to_path_buf(),
+                message,
+            };
+            ort::init_from(library)
+                .map_err(|e| failed(e.to_string()))?
+                .with_name("cachet")
+                .build()
+                .map_err(|e| failed(e.to_string()))
+        })
+        .clone()
+}
+
+fn load_model(assets_dir: &Path, threads: usize) -> Result<TextEmbedding, EmbedError> {
+    let assets = Assets::locate(assets_dir)?;
+    let environment = runtime_environment(&assets.runtime)?;
+    let model = UserDefinedEmbeddingModel::new(
+        assets.read("model.onnx")?,
+        TokenizerFiles {
+            tokenizer_file: assets.read("tokenizer.json")?,
+            config_file: assets.read("config.json")?,
+            special_tokens_map_file: assets.read("special_tokens_map.json")?,
+            tokenizer_config_file: assets.read("tokenizer_config.json")?,
+        },
+    )
+    .with_pooling(Pooling::Mean);
+    let options = InitOptionsUserDefined::new()
+        .with_environment(environment)
+        .with_max_length(MAX_TOKENS)
+        .with_intra_threads(threads);
+    TextEmbedding::try_new_from_user_defined(model, options)
+        .map_err(|e| EmbedError::Model(e.to_string()))
+}
+
+impl Embedder {
+    /// Loads the model on a new worker thread and returns once it is ready to embed.
+    pub fn start(assets_dir: &Path, threads: usize, max_batch: usize) -> Result<Self, EmbedError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stats = Arc::new(EmbedStats::default());
+        let worker_stats = Arc::clone(&stats);
+        let assets_dir = assets_dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("cachet-embed".into())
+            .spawn(move || match load_model(&assets_dir, threads) {
+                Ok(model) => {
+                    let _ = ready_tx.send(Ok(()));
+                    run_worker(model, queue, max_batch, &worker_stats);
+                }
+                Err(err) => {
+                    let _ = ready_tx.send(Err(err));
+                }
+            })
+            .map_err(|e| EmbedError::Model(format!("cannot start the embedding thread: {e}")))?;
+        ready_rx.recv().map_err(|_| EmbedError::WorkerGone)??;
+        Ok(Self { jobs, stats })
+    }
+
+    /// Embeds `texts`, in order. Waits only for the batch this request joins.
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { texts, reply })
+            .map_err(|_| EmbedError::WorkerGone)?;
+        answer.await.map_err(|_| EmbedError::WorkerGone)?
+    }
+
+    pub fn stats(&self) -> &EmbedStats {
+        &self.stats
+    }
+}
+
+fn run_worker(
+    mut model: TextEmbedding,
+    queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+    stats: &EmbedStats,
+) {
+    // Blocks for the first job, then sweeps up whatever else is already waiting.
+    while let Ok(first) = queue.recv() {
+        let mut jobs = vec![first];
+        let mut queued: usize = jobs[0].texts.len();
+        while queued < max_batch {
+            match queue.try_recv() {
+                Ok(job) => {
+                    queued += job.texts.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let texts: Vec<&str> = jobs
+            .iter()
+            .flat_map(|j| j.texts.iter().map(String::as_str))
+            .collect();
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
+        stats
+            .largest_batch
+            .fetch_max(texts.len() as u64, Ordering::Relaxed);
+
+        let result = embed_batch(&mut model, &texts, max_batch);
+        let mut results = match result {
+            Ok(embeddings) => embeddings.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(err) => vec![Err(err); texts.len()],
+        }
+        .into_iter();
+        for job in jobs {
+            let mine: Result<Vec<Embedding>, EmbedError> =
+                results.by_ref().take(job.texts.len()).collect();
+            let _ = job.reply.send(mine);
+        }
+    }
+}
+
+fn embed_batch(
+    model: &mut TextEmbedding,
+    texts: &[&str],
+    max_batch: usize,
+) -> Result<Vec<Embedding>, EmbedError> {
+    // A panic inside the runtime must not take the worker (and every later request) down.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let vectors = model
+            .embed(texts, Some(max_batch))
+            .map_err(|e| EmbedError::Inference(e.to_string()))?;
+        texts
+            .iter()
+            .zip(vectors)
+            .map(|(text, vector)| {
+                let tokens = model
+                    .tokenizer
+                    .encode(*text, true)
+                    .map_err(|e| EmbedError::Inference(e.to_string()))?;
+                Ok(Embedding {
+                    vector: unit_length(vector),
+                    // The tokenizer truncates at the window: a full window means text may be cut.
+                    truncated: tokens.len() >= MAX_TOKENS,
+                })
+            })
+            .collect()
+    }));
+    outcome.unwrap_or_else(|_| Err(EmbedError::Inference("the model panicked".into())))
+}
+
+fn unit_length(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// Cosine similarity of two unit-length vectors.
+pub fn similarity(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x * y)
+        .sum::<f32>()
+        .clamp(-1.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embedder() -> Embedder {
+        Embedder::start(&crate::config::default_assets_dir(), 2, 32)
+            .expect("model assets (run scripts/setup.sh)")
+    }
+
+    #[tokio::test]
+    async fn paraphrases_are_closer_than_unrelated_text() {
+        let e = embedder();
+        let out = e
+            .embed(vec![
+                "How do I reset my password?".into(),
+                "How can I reset my password?".into(),
+                "What is the capital of France?".into(),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].vector.len(), DIMENSIONS);
+        let para = similarity(&out[0].vector, &out[1].vector);
+        let unrelated = similarity(&out[0].vector, &out[2].vector);
+        assert!(para > 0.9, "paraphrase similarity {para}");
+        assert!(unrelated < 0.5, "unrelated similarity {unrelated}");
+        assert!(!out[0].truncated);
+    }
+
+    #[tokio::test]
+    async fn long_text_is_flagged_as_truncated() {
+        let e = embedder();
+        let long = "word ".repeat(600);
+        let out = e.embed(vec![long]).await.unwrap();
+        assert!(out[0].truncated);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_share_batches() {
+        let e = embedder();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let e = e.clone();
+                tokio::spawn(async move {
+                    e.embed(vec![format!("question number {i} about caching")])
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().len(), 1);
+        }
+        let stats = e.stats();
+        assert_eq!(stats.texts.load(Ordering::Relaxed), 64);
+        assert!(
+            stats.batches.load(Ordering::Relaxed) < 64,
+            "64 concurrent requests ran as {} batches",
+            stats.batches.load(Ordering::Relaxed)
+        );
+    }
+
+    #[test]
+    fn missing_assets_say_how_to_fix_it() {
+        let err = Embedder::start(Path::new("/nonexistent"), 1, 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("scripts/setup.sh"), "{err}");
+    }
+}

@@ -1,0 +1,26 @@
+//! cachet: a semantic-caching sidecar for LLM traffic.
+//!
+//! A request flows one way through these modules:
+//!
+//! ```text
+//! server ──▶ cache ──▶ scope   (cut the chat: scope key, exact key, context, query)
+//!                 ├──▶ store   (sled: exact keys, entries, vectors: the source of truth)
+//!                 ├──▶ embed   (local MiniLM on ONNX Runtime, micro-batched)
+//!                 ├──▶ index   (one HNSW graph per scope, checkpointed, rebuilt from sled)
+//!                 └──▶ upstream (OpenAI-compatible chat completions, on a miss)
+//! ```
+//!
+//! `config` loads and checks the settings; `simulator` is a stand-in provider for demos and
+//! tests; `demo` is the client the quick start runs.
+
+pub mod cache;
+pub mod config;
+pub mod demo;
+pub mod embed;
+pub mod index;
+pub mod proto;
+pub mod scope;
+pub mod server;
+pub mod simulator;
+pub mod store;
+pub mod upstream;

@@ -1,0 +1,425 @@
+//! The gRPC face of the sidecar: the `cachet.v1.Cache` service, `grpc.health.v1` and reflection.
+//!
+//! The port opens at once and health says NOT_SERVING while the model and the indexes load, so
+//! an orchestrator can tell "starting" from "dead"; cache calls made meanwhile get UNAVAILABLE.
+//! On shutdown health turns NOT_SERVING first, in-flight calls drain, then the indexes are
+//! checkpointed and sled is flushed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::OnceCell;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status};
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+use tracing::{error, info, Instrument};
+
+use crate::cache::{self, format_entry_id, Cache, CacheError, Control, Target};
+use crate::config::Config;
+use crate::embed::EmbedError;
+use crate::proto::cache_server::{Cache as CacheApi, CacheServer};
+use crate::proto::{self, invalidate_request};
+use crate::scope::{ChatMessage, Role, SamplingParams};
+use crate::store::{Labels, StoreError, Usage};
+use crate::upstream::UpstreamError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start: {0}")]
+    Load(#[from] CacheError),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The `cachet.v1.Cache` implementation.
+pub struct CacheService {
+    cache: Arc<OnceCell<Arc<Cache>>>,
+    admin_token: Option<String>,
+}
+
+impl CacheService {
+    fn ready(&self) -> Result<&Arc<Cache>, Status> {
+        self.cache.get().ok_or_else(|| {
+            Status::unavailable("the sidecar is still loading its model and index; retry shortly")
+        })
+    }
+
+    /// Admin calls carry `authorization: Bearer <token>`, compared in constant time.
+    fn authorize_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(expected) = &self.admin_token else {
+            return Err(Status::unauthenticated(
+                "admin calls are disabled: no admin token is configured (set the variable named by admin.token_env, CACHET_ADMIN_TOKEN by default)",
+            ));
+        };
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "admin call without `authorization: Bearer <admin token>` metadata",
+                )
+            })?;
+        if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated("the admin token is wrong"))
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Maps a cache error to the gRPC status a client can act on.
+fn status(err: CacheError) -> Status {
+    let code = match &err {
+        CacheError::Invalid(_) => Code::InvalidArgument,
+        CacheError::UnknownTenant(_) => Code::PermissionDenied,
+        CacheError::NotFound(_) => Code::NotFound,
+        CacheError::Upstream(UpstreamError::Timeout { .. }) => Code::DeadlineExceeded,
+        CacheError::Upstream(UpstreamError::Rejected { .. }) => Code::FailedPrecondition,
+        CacheError::Upstream(_) => Code::Unavailable,
+        CacheError::Store(StoreError::DiskFull(_)) => Code::ResourceExhausted,
+        CacheError::Index(crate::index::IndexError::Store(StoreError::DiskFull(_))) => {
+            Code::ResourceExhausted
+        }
+        CacheError::Embed(EmbedError::WorkerGone) => Code::Unavailable,
+        CacheError::Store(_) | CacheError::Index(_) | CacheError::Embed(_) => Code::Internal,
+    };
+    if code == Code::Internal {
+        error!(%err, "internal error");
+    }
+    Status::new(code, err.to_string())
+}
+
+/// The fields every cache request shares, as they arrive.
+struct Wire {
+    tenant: String,
+    model: String,
+    messages: Vec<proto::Message>,
+    params: Option<proto::SamplingParams>,
+    control: Option<proto::CacheControl>,
+    labels: Option<proto::Labels>,
+}
+
+fn messages(wire: Vec<proto::Message>) -> Result<Vec<ChatMessage>, Status> {
+    wire.into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let role = Role::parse(&m.role).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "messages[{i}].role `{}` is not one of system, developer, user, assistant, tool",
+                    m.role
+                ))
+            })?;
+            Ok(ChatMessage { role, content: m.content })
+        })
+        .collect()
+}
+
+fn params(wire: Option<proto::SamplingParams>) -> SamplingParams {
+    let p = wire.unwrap_or_default();
+    SamplingParams {
+        temperature: p.temperature,
+        top_p: p.top_p,
+        max_tokens: p.max_tokens,
+        seed: p.seed,
+        stop: p.stop,
+        presence_penalty: p.presence_penalty,
+        frequency_penalty: p.frequency_penalty,
+    }
+}
+
+impl Wire {
+    fn into_request(self) -> Result<cache::Request, Status> {
+        let control = self.control.unwrap_or_default();
+        let labels = self.labels.unwrap_or_default();
+        Ok(cache::Request {
+            tenant: self.tenant,
+            model: self.model,
+            messages: messages(self.messages)?,
+            params: params(self.params),
+            control: Control {
+                bypass: control.bypass,
+                refresh: control.refresh,
+                no_store: control.no_store,
+                ttl_seconds: control.ttl_seconds,
+                min_similarity: control.min_similarity,
+            },
+            labels: Labels {
+                department: labels.department,
+                workflow: labels.workflow,
+                job_id: labels.job_id,
+            },
+        })
+    }
+}
+
+fn wire_status(status: cache::Status) -> proto::CacheStatus {
+    match status {
+        cache::Status::HitExact => proto::CacheStatus::HitExact,
+        cache::Status::HitSemantic => proto::CacheStatus::HitSemantic,
+        cache::Status::Miss => proto::CacheStatus::Miss,
+        cache::Status::Bypass => proto::CacheStatus::Bypass,
+    }
+}
+
+fn wire_usage(u: Usage) -> proto::TokenUsage {
+    proto::TokenUsage {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        total_tokens: u.total_tokens,
+    }
+}
+
+#[tonic::async_trait]
+impl CacheApi for CacheService {
+    async fn lookup(
+        &self,
+        request: Request<proto::LookupRequest>,
+    ) -> Result<Response<proto::LookupResponse>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("Lookup", tenant = %r.tenant, model = %r.model);
+        async move {
+            let cache = self.ready()?;
+            let request = Wire {
+                tenant: r.tenant,
+                model: r.model,
+                messages: r.messages,
+                params: r.params,
+                control: r.cache_control,
+                labels: r.labels,
+            }
+            .into_request()?;
+            let lookup = cache.lookup(&request).await.map_err(status)?;
+            let response = match lookup.hit {
+                Some(hit) => proto::LookupResponse {
+                    hit: true,
+                    similarity: hit.similarity,
+                    entry_id: format_entry_id(hit.id),
+                    status: wire_status(lookup.status).into(),
+                    usage: Some(wire_usage(hit.entry.usage)),
+                    tokens_saved: hit.entry.usage.total_tokens,
+                    model: hit.entry.answered_by,
+                    answer: hit.entry.answer,
+                },
+                None => proto::LookupResponse {
+                    similarity: lookup.best_similarity.unwrap_or(0.0),
+                    status: wire_status(lookup.status).into(),
+                    ..Default::default()
+                },
+            };
+            Ok(Response::new(response))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn store(
+        &self,
+        request: Request<proto::StoreRequest>,
+    ) -> Result<Response<proto::StoreResponse>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("Store", tenant = %r.tenant, model = %r.model);
+        async move {
+            let cache = self.ready()?;
+            let usage = r.usage.unwrap_or_default();
+            let request = Wire {
+                tenant: r.tenant,
+                model: r.model,
+                messages: r.messages,
+                params: r.params,
+                control: r.cache_control,
+                labels: r.labels,
+            }
+            .into_request()?;
+            let usage = Usage {
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                total_tokens: if usage.total_tokens == 0 {
+                    usage.prompt_tokens + usage.completion_tokens
+                } else {
+                    usage.total_tokens
+                },
+            };
+            let stored = cache
+                .store(&request, &r.answer, usage, &r.answered_by)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(proto::StoreResponse {
+                entry_id: stored.id.map(format_entry_id).unwrap_or_default(),
+                replaced: stored.replaced,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn complete(
+        &self,
+        request: Request<proto::CompleteRequest>,
+    ) -> Result<Response<proto::CompleteResponse>, Status> {
+        let r = request.into_inner();
+        let span = tracing::info_span!("Complete", tenant = %r.tenant, model = %r.model);
+        async move {
+            let cache = self.ready()?;
+            let request = Wire {
+                tenant: r.tenant,
+                model: r.model,
+                messages: r.messages,
+                params: r.params,
+                control: r.cache_control,
+                labels: r.labels,
+            }
+            .into_request()?;
+            let answer = cache.complete(&request).await.map_err(status)?;
+            Ok(Response::new(proto::CompleteResponse {
+                answer: answer.text,
+                status: wire_status(answer.status).into(),
+                similarity: answer.similarity,
+                entry_id: answer.entry_id.map(format_entry_id).unwrap_or_default(),
+                usage: Some(wire_usage(answer.usage)),
+                tokens_saved: answer.tokens_saved,
+                model: answer.model,
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn invalidate(
+        &self,
+        request: Request<proto::InvalidateRequest>,
+    ) -> Result<Response<proto::InvalidateResponse>, Status> {
+        self.authorize_admin(&request)?;
+        let r = request.into_inner();
+        let span = tracing::info_span!("Invalidate", tenant = %r.tenant);
+        async move {
+            let cache = self.ready()?;
+            let target = match r.target {
+                Some(invalidate_request::Target::EntryId(id)) => Target::Entry(id),
+                Some(invalidate_request::Target::Scope(scope)) => Target::Scope {
+                    model: scope.model,
+                    messages: messages(scope.messages)?,
+                    params: params(scope.params),
+                },
+                Some(invalidate_request::Target::WholeTenant(true)) => Target::WholeTenant,
+                Some(invalidate_request::Target::WholeTenant(false)) | None => {
+                    return Err(Status::invalid_argument(
+                        "say what to invalidate: entry_id, scope, or whole_tenant = true",
+                    ))
+                }
+            };
+            let removed = cache.invalidate(&r.tenant, &target).await.map_err(status)?;
+            Ok(Response::new(proto::InvalidateResponse { removed }))
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Sets both the overall status ("", what Kubernetes probes ask by default) and the service's.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health
+        .set_service_status(proto::cache_server::SERVICE_NAME, status)
+        .await;
+}
+
+/// Runs the sidecar until `shutdown` completes. `on_listening` is told the bound address
+/// (useful with port 0).
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let listen = config.server.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen,
+        source,
+    })?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::NotServing).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("embedded descriptors are valid");
+    let ready = Arc::new(OnceCell::new());
+    let admin_token = Some(config.admin.token_env.as_str())
+        .filter(|name| !name.is_empty())
+        .and_then(|name| std::env::var(name).ok())
+        .filter(|token| !token.is_empty());
+    let service = CacheServer::new(CacheService {
+        cache: Arc::clone(&ready),
+        admin_token,
+    })
+    .max_decoding_message_size(config.server.max_request_bytes);
+
+    // Small request/response pairs: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .trace_fn(|_| tracing::info_span!("grpc"))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop_rx.await;
+            }),
+    );
+    info!(%addr, "listening; loading model and index");
+    on_listening(addr);
+
+    let started = Instant::now();
+    let load_config = Arc::clone(&config);
+    let (cache, report) = tokio::task::spawn_blocking(move || Cache::open(load_config))
+        .await
+        .expect("loader panicked")?;
+    let cache = Arc::new(cache);
+    cache.spawn_checkpointer();
+    let _ = ready.set(Arc::clone(&cache));
+    set_health(&health, ServingStatus::Serving).await;
+    info!(
+        entries = cache.entry_count(),
+        scopes = report.scopes,
+        from_checkpoint = report.from_checkpoint,
+        rebuilt = report.rebuilt,
+        replayed = report.replayed_entries,
+        load_ms = started.elapsed().as_millis() as u64,
+        "ready"
+    );
+
+    shutdown.await;
+    info!("shutting down: draining in-flight calls");
+    set_health(&health, ServingStatus::NotServing).await;
+    let _ = stop_tx.send(());
+    server.await.expect("server task panicked")?;
+    let closing = Arc::clone(&cache);
+    tokio::task::spawn_blocking(move || closing.close())
+        .await
+        .expect("close panicked")?;
+    info!("stopped cleanly");
+    Ok(())
+}
