@@ -76,6 +76,9 @@ pub struct StorageConfig {
     pub flush_every_ms: u64,
     /// How often changed indexes are checkpointed to disk, in seconds.
     pub checkpoint_every_secs: u64,
+    /// Stores are refused while less than this many bytes are free on the data volume, so
+    /// that sled never meets a full disk (after which it would refuse reads too).
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -177,6 +180,7 @@ impl Default for StorageConfig {
             sync: SyncPolicy::Always,
             flush_every_ms: 500,
             checkpoint_every_secs: 60,
+            min_free_bytes: 64 * 1024 * 1024,
         }
     }
 }

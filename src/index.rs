@@ -409,7 +409,7 @@ fn insert_from_store(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SyncPolicy;
+    use crate::config::StorageConfig;
     use crate::store::{Labels, StoredEntry, Usage};
 
     fn unit(seed: u64) -> Vec<f32> {
@@ -454,7 +454,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let scope = ScopeKey([7; 16]);
         let other = ScopeKey([8; 16]);
-        let store = Store::open(&dir.path().join("db"), SyncPolicy::Always, 500).unwrap();
+        let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).unwrap();
         let index_dir = dir.path().join("index");
         let (index, report) = IndexSet::load(&index_dir, &store).unwrap();
         assert_eq!(report, LoadReport::default());
@@ -511,7 +511,7 @@ mod tests {
     fn corrupt_checkpoint_is_rebuilt_from_sled() {
         let dir = tempfile::tempdir().unwrap();
         let scope = ScopeKey([9; 16]);
-        let store = Store::open(&dir.path().join("db"), SyncPolicy::Always, 500).unwrap();
+        let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).unwrap();
         let index_dir = dir.path().join("index");
         let (index, _) = IndexSet::load(&index_dir, &store).unwrap();
         let ids: Vec<EntryId> = (0..50)

@@ -12,13 +12,13 @@
 //! - `tenants`:  tenant ‖ 0 ‖ scope → ()        (which scopes a tenant owns)
 //! - `meta`:     checkpoint records and other bookkeeping
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use crate::config::SyncPolicy;
+use crate::config::{StorageConfig, SyncPolicy};
 use crate::scope::{ScopeKey, TextHash};
 
 pub type EntryId = u64;
@@ -127,6 +127,8 @@ pub struct Store {
     tenants: sled::Tree,
     meta: sled::Tree,
     sync: SyncPolicy,
+    dir: PathBuf,
+    min_free_bytes: u64,
 }
 
 fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
@@ -158,7 +160,7 @@ fn id_from(bytes: &[u8]) -> Result<EntryId, StoreError> {
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 impl Store {
-    pub fn open(dir: &Path, sync: SyncPolicy, flush_every_ms: u64) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, storage: &StorageConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             if is_disk_full(&e) {
                 StoreError::DiskFull(e.to_string())
@@ -168,7 +170,7 @@ impl Store {
         })?;
         let db = sled::Config::new()
             .path(dir.join("db"))
-            .flush_every_ms(Some(flush_every_ms.max(1)))
+            .flush_every_ms(Some(storage.flush_every_ms.max(1)))
             .open()?;
         Ok(Self {
             entries: db.open_tree("entries")?,
@@ -178,7 +180,9 @@ impl Store {
             tenants: db.open_tree("tenants")?,
             meta: db.open_tree("meta")?,
             db,
-            sync,
+            sync: storage.sync,
+            dir: dir.to_path_buf(),
+            min_free_bytes: storage.min_free_bytes,
         })
     }
 
@@ -200,6 +204,8 @@ impl Store {
     /// Stores `entry`, replacing any entry with the same exact key in the same scope.
     /// Not durable until [`Store::commit`].
     pub fn insert(&self, entry: &StoredEntry, model: &str) -> Result<Inserted, StoreError> {
+        let entry_bytes = encode(entry);
+        self.ensure_space(entry_bytes.len() as u64)?;
         let id = self.db.generate_id()?;
         let id_bytes = id.to_be_bytes();
         let exact_key = key2(&entry.scope.0, &entry.exact_key);
@@ -234,6 +240,20 @@ impl Store {
                 },
             );
         unwrap_tx(result)
+    }
+
+    /// Refuses a write that would leave less than `min_free_bytes` on the data volume.
+    fn ensure_space(&self, bytes: u64) -> Result<(), StoreError> {
+        let free = fs4::available_space(&self.dir).map_err(|e| StoreError::Io(e.to_string()))?;
+        if free < self.min_free_bytes.saturating_add(bytes) {
+            return Err(StoreError::DiskFull(format!(
+                "{} free on {}, storage.min_free_bytes keeps {} in reserve",
+                mebibytes(free),
+                self.dir.display(),
+                mebibytes(self.min_free_bytes)
+            )));
+        }
+        Ok(())
     }
 
     pub fn get(&self, id: EntryId) -> Result<Option<StoredEntry>, StoreError> {
@@ -331,6 +351,10 @@ impl Store {
     }
 }
 
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 fn unwrap_tx<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
     result.map_err(|err| match err {
         TransactionError::Abort(e) => e,
@@ -369,7 +393,7 @@ mod tests {
     fn insert_get_replace_remove_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let (first, second) = {
-            let store = Store::open(dir.path(), SyncPolicy::Always, 500).unwrap();
+            let store = Store::open(dir.path(), &StorageConfig::default()).unwrap();
             let first = store.insert(&entry(1, 1, "a"), "m").unwrap();
             assert!(first.replaced.is_none());
             let second = store.insert(&entry(1, 1, "b"), "m").unwrap();
@@ -384,7 +408,7 @@ mod tests {
             store.flush().unwrap();
             (first, second)
         };
-        let store = Store::open(dir.path(), SyncPolicy::Always, 500).unwrap();
+        let store = Store::open(dir.path(), &StorageConfig::default()).unwrap();
         assert_eq!(
             store.scope_members(&ScopeKey([1; 16])).unwrap(),
             vec![second.id]

@@ -179,7 +179,7 @@ impl Cache {
     /// Opens the store, loads the indexes and the model.
     pub fn open(config: Arc<Config>) -> Result<(Self, LoadReport), CacheError> {
         let data = &config.storage.data_dir;
-        let store = Store::open(data, config.storage.sync, config.storage.flush_every_ms)?;
+        let store = Store::open(data, &config.storage)?;
         let (index, report) = IndexSet::load(&data.join("index"), &store)?;
         let embedder = Embedder::start(
             &config.embed.assets_dir,

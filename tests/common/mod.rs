@@ -1,0 +1,235 @@
+//! Test harness: runs the real `cachet` binary as a child process on loopback, with the real
+//! model and a real sled folder, in front of the simulated OpenAI-compatible provider.
+
+#![allow(dead_code)] // each test file uses its own part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cachet::proto::cache_client::CacheClient;
+use cachet::proto::{CompleteRequest, LookupRequest, Message, StoreRequest, TokenUsage};
+use cachet::simulator::Simulator;
+use tonic::transport::Channel;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub async fn simulator() -> Simulator {
+    Simulator::start("127.0.0.1:0".parse().unwrap(), Duration::ZERO)
+        .await
+        .expect("simulator starts")
+}
+
+/// A running sidecar process.
+pub struct Sidecar {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    config: PathBuf,
+}
+
+/// The config every test sidecar gets, with the TOML in `extra` merged over it.
+pub fn write_config(dir: &Path, upstream: &str, extra: &str) -> PathBuf {
+    let path = dir.join("cachet.toml");
+    let data = dir.join("data");
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[storage]
+data_dir = "{data}"
+checkpoint_every_secs = 3600
+
+[upstream]
+base_url = "{upstream}"
+timeout_secs = 2
+
+[tenants.acme]
+[tenants.globex]
+"#,
+        data = data.display()
+    );
+    let mut config: toml::Table = text.parse().unwrap();
+    merge(&mut config, extra.parse().expect("extra config is TOML"));
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+fn merge(base: &mut toml::Table, extra: toml::Table) {
+    for (key, value) in extra {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(more)) => merge(inner, more),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+impl Sidecar {
+    /// Starts a sidecar whose data lives in `dir` and waits until it reports SERVING.
+    pub async fn start(dir: &Path, upstream: &str) -> Self {
+        Self::start_with(dir, upstream, "").await
+    }
+
+    pub async fn start_with(dir: &Path, upstream: &str, extra: &str) -> Self {
+        let config = write_config(dir, upstream, extra);
+        Self::start_config(dir, config).await
+    }
+
+    async fn start_config(dir: &Path, config: PathBuf) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("sidecar.log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cachet"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("CACHET_LOG", "info,hnsw_rs=warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("cachet binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let addr = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let line = lines.next().expect("sidecar printed its address").unwrap();
+            // Keep draining so the child never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            line.strip_prefix("cachet: listening on ")
+                .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+                .parse::<SocketAddr>()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let sidecar = Self {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+            config,
+        };
+        cachet::demo::wait_until_serving(sidecar.channel().await, Duration::from_secs(120))
+            .await
+            .unwrap_or_else(|_| panic!("sidecar not serving; log:\n{}", sidecar.log()));
+        sidecar
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to sidecar")
+    }
+
+    pub async fn client(&self) -> CacheClient<Channel> {
+        CacheClient::new(self.channel().await)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("sidecar.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs at all.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(
+            exit.success(),
+            "sidecar exited with {exit}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Starts again on the same data folder and config.
+    pub async fn restart_after(self, how: Stop) -> Self {
+        let (dir, config) = (self.dir.clone(), self.config.clone());
+        match how {
+            Stop::Kill9 => self.kill9(),
+            Stop::Term => self.stop(),
+        }
+        Self::start_config(&dir, config).await
+    }
+}
+
+pub enum Stop {
+    Kill9,
+    Term,
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn msg(role: &str, content: &str) -> Message {
+    Message {
+        role: role.into(),
+        content: content.into(),
+    }
+}
+
+/// A single-question chat with a fixed system prompt.
+pub fn question(tenant: &str, text: &str) -> CompleteRequest {
+    chat(
+        tenant,
+        "gpt-test",
+        &[msg("system", "Answer briefly."), msg("user", text)],
+    )
+}
+
+pub fn chat(tenant: &str, model: &str, messages: &[Message]) -> CompleteRequest {
+    CompleteRequest {
+        tenant: tenant.into(),
+        model: model.into(),
+        messages: messages.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub fn lookup_of(request: &CompleteRequest) -> LookupRequest {
+    LookupRequest {
+        tenant: request.tenant.clone(),
+        model: request.model.clone(),
+        messages: request.messages.clone(),
+        params: request.params.clone(),
+        cache_control: request.cache_control,
+        labels: request.labels.clone(),
+    }
+}
+
+pub fn store_of(request: &CompleteRequest, answer: &str, total_tokens: u32) -> StoreRequest {
+    StoreRequest {
+        tenant: request.tenant.clone(),
+        model: request.model.clone(),
+        messages: request.messages.clone(),
+        params: request.params.clone(),
+        cache_control: request.cache_control,
+        labels: request.labels.clone(),
+        answer: answer.into(),
+        usage: Some(TokenUsage {
+            prompt_tokens: total_tokens / 2,
+            completion_tokens: total_tokens - total_tokens / 2,
+            total_tokens,
+        }),
+        answered_by: String::new(),
+    }
+}
