@@ -429,6 +429,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/cachet.example.toml");
+        let example = Config::load_with_env(Some(&path), Vec::new()).unwrap();
+        let defaults = Config::default();
+        assert_eq!(example.matching.threshold, defaults.matching.threshold);
+        assert_eq!(
+            example.storage.min_free_bytes,
+            defaults.storage.min_free_bytes
+        );
+        assert_eq!(example.server.listen, defaults.server.listen);
+        assert_eq!(example.upstream.base_url, defaults.upstream.base_url);
+        assert_eq!(example.threshold_for("support-bot"), 0.93);
+    }
+
+    #[test]
     fn file_and_env_override_in_order() {
         let config = load(
             "[matching]\nthreshold = 0.8\n[tenants.acme]\nthreshold = 0.95\n",

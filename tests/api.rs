@@ -452,7 +452,7 @@ async fn bad_input_is_refused_with_invalid_argument_and_stores_nothing() {
     let sidecar = Sidecar::start_with(
         dir.path(),
         &upstream.base_url(),
-        "[limits]\nmax_prompt_chars = 2000\n",
+        "[limits]\nmax_prompt_chars = 2000\n[server]\nmax_request_bytes = 65536\n",
     )
     .await;
     let mut client = sidecar.client().await;
@@ -500,6 +500,16 @@ async fn bad_input_is_refused_with_invalid_argument_and_stores_nothing() {
         let err = client.lookup(lookup_of(&request)).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{what} (Lookup)");
     }
+    let huge = client
+        .complete(question("acme", &"x".repeat(100_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        huge.code(),
+        Code::OutOfRange,
+        "over server.max_request_bytes: {huge:?}"
+    );
+
     let empty_answer = client
         .store(store_of(&question("acme", "hello"), " ", 1))
         .await
