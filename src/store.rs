@@ -13,17 +13,19 @@
 //! - `meta`:     checkpoint records and other bookkeeping
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use tokio::sync::oneshot;
 
 use crate::config::{StorageConfig, SyncPolicy};
 use crate::scope::{ScopeKey, TextHash};
 
 pub type EntryId = u64;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the data volume is full ({0}); free space or grow the volume. Nothing was stored")]
     DiskFull(String),
@@ -129,6 +131,65 @@ pub struct Store {
     sync: SyncPolicy,
     dir: PathBuf,
     min_free_bytes: u64,
+    group_commit: Arc<GroupCommit>,
+}
+
+/// Someone waiting for what they wrote to reach the disk.
+type FlushWaiter = oneshot::Sender<Result<(), StoreError>>;
+
+/// Group commit: one thread fsyncs sled for everyone who asked since its last flush, so
+/// concurrent stores share one fsync instead of queueing for one each. (sled's own
+/// `flush_async` can deadlock its I/O pool when many flushes run at once.)
+struct GroupCommit {
+    waiters: Mutex<Option<std::sync::mpsc::Sender<FlushWaiter>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl GroupCommit {
+    fn start(db: sled::Db) -> Result<Self, StoreError> {
+        let (sender, waiters) = std::sync::mpsc::channel::<FlushWaiter>();
+        let thread = std::thread::Builder::new()
+            .name("cachet-commit".into())
+            .spawn(move || {
+                while let Ok(first) = waiters.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(waiters.try_iter());
+                    let result = db.flush().map(drop).map_err(StoreError::from);
+                    for waiter in batch {
+                        let _ = waiter.send(result.clone());
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Io(format!("cannot start the commit thread: {e}")))?;
+        Ok(Self {
+            waiters: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let gone = || StoreError::Io("the commit thread has stopped".into());
+        let (done, flushed) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("commit lock poisoned")
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(done)
+            .map_err(|_| gone())?;
+        flushed.await.map_err(|_| gone())?
+    }
+}
+
+impl Drop for GroupCommit {
+    /// Stops the thread and waits for it, so that the database (which the thread shares) is
+    /// closed when the last store handle is dropped.
+    fn drop(&mut self) {
+        self.waiters.lock().expect("commit lock poisoned").take();
+        if let Some(thread) = self.thread.lock().expect("commit lock poisoned").take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
@@ -179,6 +240,7 @@ impl Store {
             scopes: db.open_tree("scopes")?,
             tenants: db.open_tree("tenants")?,
             meta: db.open_tree("meta")?,
+            group_commit: Arc::new(GroupCommit::start(db.clone())?),
             db,
             sync: storage.sync,
             dir: dir.to_path_buf(),
@@ -190,7 +252,7 @@ impl Store {
     /// is acknowledged.
     pub async fn commit(&self) -> Result<(), StoreError> {
         if self.sync == SyncPolicy::Always {
-            self.db.flush_async().await?;
+            self.group_commit.flush().await?;
         }
         Ok(())
     }
@@ -343,6 +405,11 @@ impl Store {
 
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn remove_meta(&self, key: &str) -> Result<(), StoreError> {
+        self.meta.remove(key)?;
+        Ok(())
     }
 
     pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
