@@ -846,3 +846,44 @@ async fn health_and_reflection_are_served() {
         "{names:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_stores_all_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = simulator().await;
+    let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
+    let client = sidecar.client().await;
+    let stores: Vec<_> = (0..64)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let request = question("acme", &format!("What is the status of ticket {i}?"));
+                client
+                    .store(store_of(&request, &format!("ticket {i} is open"), 10))
+                    .await
+            })
+        })
+        .collect();
+    let all = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        for store in stores {
+            store.await.unwrap().unwrap();
+        }
+    })
+    .await;
+    assert!(
+        all.is_ok(),
+        "concurrent stores did not all finish (a commit deadlock?)"
+    );
+    let mut client = sidecar.client().await;
+    for i in [0, 31, 63] {
+        let found = client
+            .lookup(lookup_of(&question(
+                "acme",
+                &format!("What is the status of ticket {i}?"),
+            )))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.answer, format!("ticket {i} is open"));
+    }
+}
