@@ -104,6 +104,8 @@ pub struct EmbedConfig {
 pub struct MatchingConfig {
     /// Cosine similarity at or above which a near-duplicate chat is served (0 < t <= 1).
     pub threshold: f32,
+    /// Similarity the earlier turns of two chats need (when they are not identical).
+    pub context_threshold: f32,
     /// Nearest neighbours examined per lookup before guards pick one.
     pub candidates: usize,
     /// HNSW search breadth; higher finds true nearest neighbours more often, slower.
@@ -198,7 +200,8 @@ impl Default for EmbedConfig {
 impl Default for MatchingConfig {
     fn default() -> Self {
         Self {
-            threshold: 0.90,
+            threshold: 0.88,
+            context_threshold: 0.80,
             candidates: 4,
             ef_search: 64,
         }
@@ -285,6 +288,10 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         check_threshold("matching.threshold", self.matching.threshold)?;
+        check_threshold(
+            "matching.context_threshold",
+            self.matching.context_threshold,
+        )?;
         for (name, tenant) in &self.tenants {
             if name.trim().is_empty() {
                 return Err(ConfigError::invalid("tenants", "a tenant name is empty"));

@@ -11,16 +11,21 @@
 //! ```
 //!
 //! `config` loads and checks the settings; `simulator` is a stand-in provider for demos and
-//! tests; `demo` is the client the quick start runs.
+//! tests; `demo` is the client the quick start runs; `loadgen` is the load generator behind
+//! `cachet bench` (Lookup traffic over gRPC, client-observed latency and hit rates); `tune`
+//! measures hit and wrong-answer rates on labelled `pairs` across thresholds (`cachet tune`).
 
 pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod embed;
 pub mod index;
+pub mod loadgen;
+pub mod pairs;
 pub mod proto;
 pub mod scope;
 pub mod server;
 pub mod simulator;
 pub mod store;
+pub mod tune;
 pub mod upstream;

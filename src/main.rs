@@ -40,12 +40,81 @@ enum Command {
         #[arg(long, default_value_t = 400)]
         latency_ms: u64,
     },
+    /// Measure hit rate and wrong-answer rate on labelled pairs across thresholds, pick the
+    /// best threshold within a wrong-answer budget, and optionally apply it to a tenant.
+    Tune {
+        /// JSONL of labelled pairs (`a`, `b`, `same_answer`, `category`, optional `split`); .gz allowed.
+        #[arg(long)]
+        pairs: PathBuf,
+        /// Only the pairs of this split (e.g. heldout).
+        #[arg(long)]
+        split: Option<String>,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        endpoint: String,
+        /// Tenant whose matching is measured (its threshold is the one "in force").
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Largest acceptable wrong-answer rate, as a fraction.
+        #[arg(long, default_value_t = 0.05)]
+        budget: f64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Write a chart (SVG) of hit rate against wrong-answer rate.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// Write the whole report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Apply the best threshold to this tenant through the admin API (needs the token).
+        #[arg(long)]
+        apply_to: Option<String>,
+        /// Admin token, to clean up the evaluation entries and to apply the threshold.
+        #[arg(long, env = "CACHET_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
     /// Send a short workload with repeats and paraphrases to a running sidecar and report.
     Demo {
         #[arg(long, default_value = "http://127.0.0.1:50051")]
         endpoint: String,
         #[arg(long, default_value = "default")]
         tenant: String,
+    },
+    /// Load-test a RUNNING sidecar over gRPC with Lookup traffic (exact repeats, paraphrases,
+    /// new questions) at each concurrency level; report client-observed latency, throughput
+    /// and hit rates. With --fill N: store N distinct entries and exit.
+    Bench {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        endpoint: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long, default_value = "bench-model")]
+        model: String,
+        /// Concurrent clients, comma-separated: one measured run per level.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+        concurrency: Vec<usize>,
+        /// Lookups per run.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Gzipped JSONL of labelled pairs ({"a", "b", "same_answer", "category"} a line);
+        /// without it, built-in generated questions and paraphrases.
+        #[arg(long)]
+        pairs: Option<PathBuf>,
+        /// Shares of exact repeats, paraphrases and never-stored questions.
+        #[arg(long, default_value = "exact=0.4,paraphrase=0.4,new=0.2")]
+        mix: cachet::loadgen::Mix,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Store this many distinct entries and exit (for measuring start-up with many entries).
+        #[arg(long)]
+        fill: Option<usize>,
+        /// Store calls in flight at once (warm-up and --fill). More than 1 can deadlock a
+        /// sidecar running with storage.sync = always (sled 0.34); see the loadgen module docs.
+        #[arg(long, default_value_t = 1)]
+        store_concurrency: usize,
+        /// Client-side deadline of every call, in seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
     },
 }
 
@@ -106,8 +175,71 @@ async fn main() -> anyhow::Result<()> {
             );
             shutdown_signal().await;
         }
+        Command::Tune {
+            pairs,
+            split,
+            endpoint,
+            tenant,
+            budget,
+            concurrency,
+            chart,
+            json,
+            apply_to,
+            admin_token,
+        } => {
+            let settings = cachet::tune::Settings {
+                endpoint,
+                tenant,
+                pairs,
+                split,
+                budget,
+                concurrency,
+                chart,
+                json,
+                admin_token,
+                apply_to,
+            };
+            cachet::tune::run(&settings).await?;
+        }
         Command::Demo { endpoint, tenant } => {
             cachet::demo::run(&endpoint, &tenant).await?;
+        }
+        Command::Bench {
+            endpoint,
+            tenant,
+            model,
+            concurrency,
+            requests,
+            pairs,
+            mix,
+            json,
+            fill,
+            store_concurrency,
+            timeout_secs,
+        } => {
+            let settings = cachet::loadgen::Settings {
+                endpoint,
+                tenant,
+                model,
+                concurrency,
+                requests,
+                pairs,
+                mix,
+                store_concurrency,
+                timeout: Duration::from_secs(timeout_secs),
+            };
+            match fill {
+                Some(entries) => {
+                    cachet::loadgen::fill(&settings, entries, json.as_deref())
+                        .await
+                        .context("bench --fill failed")?;
+                }
+                None => {
+                    cachet::loadgen::run(&settings, json.as_deref())
+                        .await
+                        .context("bench failed")?;
+                }
+            }
         }
     }
     Ok(())

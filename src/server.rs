@@ -18,9 +18,10 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tracing::{error, info, Instrument};
 
-use crate::cache::{self, format_entry_id, Cache, CacheError, Control, Target};
+use crate::cache::{self, format_entry_id, Cache, CacheError, Control, Explanation, Target};
 use crate::config::Config;
 use crate::embed::EmbedError;
+use crate::proto::admin_server::{Admin as AdminApi, AdminServer};
 use crate::proto::cache_server::{Cache as CacheApi, CacheServer};
 use crate::proto::{self, invalidate_request};
 use crate::scope::{ChatMessage, Role, SamplingParams};
@@ -40,13 +41,19 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// The `cachet.v1.Cache` implementation.
-pub struct CacheService {
-    cache: Arc<OnceCell<Arc<Cache>>>,
+/// What both services share: the cache once loaded, and the admin token.
+struct Shared {
+    cache: OnceCell<Arc<Cache>>,
     admin_token: Option<String>,
 }
 
-impl CacheService {
+/// The `cachet.v1.Cache` implementation.
+pub struct CacheService(Arc<Shared>);
+
+/// The `cachet.v1.Admin` implementation: every call needs the admin token.
+pub struct AdminService(Arc<Shared>);
+
+impl Shared {
     fn ready(&self) -> Result<&Arc<Cache>, Status> {
         self.cache.get().ok_or_else(|| {
             Status::unavailable("the sidecar is still loading its model and index; retry shortly")
@@ -184,6 +191,60 @@ fn wire_usage(u: Usage) -> proto::TokenUsage {
     }
 }
 
+fn wire_explanation(e: Explanation) -> proto::MatchExplanation {
+    proto::MatchExplanation {
+        threshold: e.threshold,
+        similarity: e.similarity,
+        context_similarity: e.context_similarity,
+        context_threshold: e.context_threshold,
+        candidate_entry_id: e.candidate.map(format_entry_id).unwrap_or_default(),
+        guards_checked: e.guards_checked.iter().map(|g| g.to_string()).collect(),
+        refused_by: e.refused_by.unwrap_or_default().to_string(),
+    }
+}
+
+#[tonic::async_trait]
+impl AdminApi for AdminService {
+    async fn set_threshold(
+        &self,
+        request: Request<proto::SetThresholdRequest>,
+    ) -> Result<Response<proto::SetThresholdResponse>, Status> {
+        self.0.authorize_admin(&request)?;
+        let r = request.into_inner();
+        let span = tracing::info_span!("SetThreshold", tenant = %r.tenant);
+        async move {
+            let cache = self.0.ready()?;
+            let threshold = (r.threshold != 0.0).then_some(r.threshold);
+            let previous = cache
+                .set_threshold(&r.tenant, threshold)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(proto::SetThresholdResponse {
+                previous,
+                threshold: cache.tenant_threshold(&r.tenant),
+            }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn get_stats(
+        &self,
+        request: Request<proto::GetStatsRequest>,
+    ) -> Result<Response<proto::GetStatsResponse>, Status> {
+        self.0.authorize_admin(&request)?;
+        let cache = self.0.ready()?;
+        let stats = cache.stats();
+        Ok(Response::new(proto::GetStatsResponse {
+            requests_by_status: stats.by_status().into_iter().collect(),
+            refusals: stats.refusals().into_iter().collect(),
+            thresholds: cache.thresholds().into_iter().collect(),
+            entries: cache.entry_count() as u64,
+            tokens_saved: stats.tokens_saved(),
+        }))
+    }
+}
+
 #[tonic::async_trait]
 impl CacheApi for CacheService {
     async fn lookup(
@@ -193,7 +254,7 @@ impl CacheApi for CacheService {
         let r = request.into_inner();
         let span = tracing::info_span!("Lookup", tenant = %r.tenant, model = %r.model);
         async move {
-            let cache = self.ready()?;
+            let cache = self.0.ready()?;
             let request = Wire {
                 tenant: r.tenant,
                 model: r.model,
@@ -214,10 +275,12 @@ impl CacheApi for CacheService {
                     tokens_saved: hit.entry.usage.total_tokens,
                     model: hit.entry.answered_by,
                     answer: hit.entry.answer,
+                    explanation: lookup.explanation.map(wire_explanation),
                 },
                 None => proto::LookupResponse {
                     similarity: lookup.best_similarity.unwrap_or(0.0),
                     status: wire_status(lookup.status).into(),
+                    explanation: lookup.explanation.map(wire_explanation),
                     ..Default::default()
                 },
             };
@@ -234,7 +297,7 @@ impl CacheApi for CacheService {
         let r = request.into_inner();
         let span = tracing::info_span!("Store", tenant = %r.tenant, model = %r.model);
         async move {
-            let cache = self.ready()?;
+            let cache = self.0.ready()?;
             let usage = r.usage.unwrap_or_default();
             let request = Wire {
                 tenant: r.tenant,
@@ -274,7 +337,7 @@ impl CacheApi for CacheService {
         let r = request.into_inner();
         let span = tracing::info_span!("Complete", tenant = %r.tenant, model = %r.model);
         async move {
-            let cache = self.ready()?;
+            let cache = self.0.ready()?;
             let request = Wire {
                 tenant: r.tenant,
                 model: r.model,
@@ -293,6 +356,7 @@ impl CacheApi for CacheService {
                 usage: Some(wire_usage(answer.usage)),
                 tokens_saved: answer.tokens_saved,
                 model: answer.model,
+                explanation: answer.explanation.map(wire_explanation),
             }))
         }
         .instrument(span)
@@ -303,11 +367,11 @@ impl CacheApi for CacheService {
         &self,
         request: Request<proto::InvalidateRequest>,
     ) -> Result<Response<proto::InvalidateResponse>, Status> {
-        self.authorize_admin(&request)?;
+        self.0.authorize_admin(&request)?;
         let r = request.into_inner();
         let span = tracing::info_span!("Invalidate", tenant = %r.tenant);
         async move {
-            let cache = self.ready()?;
+            let cache = self.0.ready()?;
             let target = match r.target {
                 Some(invalidate_request::Target::EntryId(id)) => Target::Entry(id),
                 Some(invalidate_request::Target::Scope(scope)) => Target::Scope {
@@ -365,16 +429,18 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("embedded descriptors are valid");
-    let ready = Arc::new(OnceCell::new());
     let admin_token = Some(config.admin.token_env.as_str())
         .filter(|name| !name.is_empty())
         .and_then(|name| std::env::var(name).ok())
         .filter(|token| !token.is_empty());
-    let service = CacheServer::new(CacheService {
-        cache: Arc::clone(&ready),
+    let shared = Arc::new(Shared {
+        cache: OnceCell::new(),
         admin_token,
-    })
-    .max_decoding_message_size(config.server.max_request_bytes);
+    });
+    let service = CacheServer::new(CacheService(Arc::clone(&shared)))
+        .max_decoding_message_size(config.server.max_request_bytes);
+    let admin = AdminServer::new(AdminService(Arc::clone(&shared)))
+        .max_decoding_message_size(config.server.max_request_bytes);
 
     // Small request/response pairs: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -385,6 +451,7 @@ pub async fn serve(
             .add_service(health_service)
             .add_service(reflection)
             .add_service(service)
+            .add_service(admin)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = stop_rx.await;
             }),
@@ -399,7 +466,7 @@ pub async fn serve(
         .expect("loader panicked")?;
     let cache = Arc::new(cache);
     cache.spawn_checkpointer();
-    let _ = ready.set(Arc::clone(&cache));
+    let _ = shared.cache.set(Arc::clone(&cache));
     set_health(&health, ServingStatus::Serving).await;
     info!(
         entries = cache.entry_count(),

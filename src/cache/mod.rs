@@ -11,8 +11,9 @@
 
 pub mod guard;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tracing::{debug, info, warn};
@@ -99,7 +100,28 @@ pub struct Lookup {
     pub hit: Option<Hit>,
     /// On a semantic miss: the closest candidate's similarity, if there was one.
     pub best_similarity: Option<f32>,
+    /// Why the semantic path served or refused what it found; `None` when it did not run.
+    pub explanation: Option<Explanation>,
     probe: Probe,
+}
+
+/// Why a lookup served a candidate, or why not. Reported with every semantic lookup, so
+/// operators (and `cachet tune`) can see what the matching decided and on what grounds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Explanation {
+    /// The threshold this request was held to.
+    pub threshold: f32,
+    /// The examined candidate's similarity (the served one on a hit, else the closest).
+    pub similarity: f32,
+    /// Similarity of the earlier turns: 1 when identical or when neither chat has any.
+    pub context_similarity: f32,
+    /// What the earlier turns need (`matching.context_threshold`).
+    pub context_threshold: f32,
+    pub candidate: Option<EntryId>,
+    /// The guard families that ran, in order.
+    pub guards_checked: Vec<&'static str>,
+    /// What refused the candidate: a guard family, `earlier_turns` or `below_threshold`.
+    pub refused_by: Option<&'static str>,
 }
 
 /// An answer to serve from `complete`.
@@ -113,6 +135,8 @@ pub struct Answer {
     pub usage: Usage,
     pub tokens_saved: u32,
     pub model: String,
+    /// How the semantic path decided, when it ran.
+    pub explanation: Option<Explanation>,
 }
 
 /// Result of [`Cache::store`].
@@ -149,6 +173,23 @@ struct Embedded {
     context: Option<Vec<f32>>,
 }
 
+fn threshold_key(tenant: &str) -> String {
+    format!("threshold/{tenant}")
+}
+
+/// The thresholds set at run time for tenants that are still configured.
+fn load_thresholds(store: &Store, config: &Config) -> Result<HashMap<String, f32>, CacheError> {
+    let mut thresholds = HashMap::new();
+    for tenant in config.tenants.keys() {
+        if let Some(bytes) = store.get_meta(&threshold_key(tenant))? {
+            if let Ok(raw) = <[u8; 4]>::try_from(bytes.as_slice()) {
+                thresholds.insert(tenant.clone(), f32::from_le_bytes(raw));
+            }
+        }
+    }
+    Ok(thresholds)
+}
+
 /// Entry ids are shown to clients as 16 hex digits.
 pub fn format_entry_id(id: EntryId) -> String {
     format!("{id:016x}")
@@ -165,8 +206,83 @@ type ChatKey = (ScopeKey, TextHash);
 /// Held while a chat is being answered upstream.
 type AnswerGate = Arc<tokio::sync::Mutex<()>>;
 
+/// Counters of what the cache decided, for the admin `GetStats` call.
+pub struct Stats {
+    by_status: HashMap<&'static str, AtomicU64>,
+    refusals: HashMap<&'static str, AtomicU64>,
+    tokens_saved: AtomicU64,
+}
+
+/// Every reason a candidate above the threshold can be refused: the guard families and the
+/// earlier turns.
+fn refusal_reasons() -> impl Iterator<Item = &'static str> {
+    guard::FAMILIES
+        .iter()
+        .map(|(family, _)| family.as_str())
+        .chain(["earlier_turns"])
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        let statuses = [
+            Status::HitExact,
+            Status::HitSemantic,
+            Status::Miss,
+            Status::Bypass,
+        ];
+        Self {
+            by_status: statuses
+                .iter()
+                .map(|s| (s.as_str(), AtomicU64::new(0)))
+                .collect(),
+            refusals: refusal_reasons().map(|r| (r, AtomicU64::new(0))).collect(),
+            tokens_saved: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Stats {
+    fn count(&self, status: Status, tokens_saved: u32) {
+        if let Some(counter) = self.by_status.get(status.as_str()) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        self.tokens_saved
+            .fetch_add(u64::from(tokens_saved), Ordering::Relaxed);
+    }
+
+    fn count_refusal(&self, reason: &str) {
+        if let Some(counter) = self.refusals.get(reason) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn read(map: &HashMap<&'static str, AtomicU64>) -> BTreeMap<String, u64> {
+        map.iter()
+            .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Requests answered, by cache status.
+    pub fn by_status(&self) -> BTreeMap<String, u64> {
+        Self::read(&self.by_status)
+    }
+
+    /// Candidates at or above the threshold refused, by guard family or `earlier_turns`.
+    pub fn refusals(&self) -> BTreeMap<String, u64> {
+        Self::read(&self.refusals)
+    }
+
+    pub fn tokens_saved(&self) -> u64 {
+        self.tokens_saved.load(Ordering::Relaxed)
+    }
+}
+
 pub struct Cache {
     config: Arc<Config>,
+    stats: Stats,
+    /// Per-tenant thresholds set at run time through the admin API; they outrank the config
+    /// and are kept in sled, so they survive restarts.
+    thresholds: RwLock<HashMap<String, f32>>,
     store: Store,
     index: Arc<IndexSet>,
     embedder: Embedder,
@@ -190,6 +306,7 @@ impl Cache {
             .filter(|name| !name.is_empty())
             .and_then(|name| std::env::var(name).ok())
             .filter(|key| !key.is_empty());
+        let thresholds = RwLock::new(load_thresholds(&store, &config)?);
         let upstream = Upstream::new(
             &config.upstream.base_url,
             api_key,
@@ -198,6 +315,8 @@ impl Cache {
         Ok((
             Self {
                 config,
+                stats: Stats::default(),
+                thresholds,
                 store,
                 index: Arc::new(index),
                 embedder,
@@ -288,15 +407,76 @@ impl Cache {
 
     /// The threshold for this request: the tenant's, tightened (never loosened) by the request.
     fn threshold(&self, request: &Request) -> f32 {
-        let configured = self.config.threshold_for(&request.tenant);
+        let configured = self.tenant_threshold(&request.tenant);
         request
             .control
             .min_similarity
             .map_or(configured, |m| m.max(configured))
     }
 
+    /// The tenant's threshold: set at run time if it was, else configured.
+    pub fn tenant_threshold(&self, tenant: &str) -> f32 {
+        self.thresholds
+            .read()
+            .expect("thresholds poisoned")
+            .get(tenant)
+            .copied()
+            .unwrap_or_else(|| self.config.threshold_for(tenant))
+    }
+
+    /// Sets a tenant's threshold at run time (`None`: back to the configured one). Durable
+    /// before it returns. Returns the threshold that applied before.
+    pub async fn set_threshold(
+        &self,
+        tenant: &str,
+        threshold: Option<f32>,
+    ) -> Result<f32, CacheError> {
+        self.check_tenant(tenant)?;
+        if let Some(t) = threshold {
+            check_threshold("threshold", t).map_err(|e| CacheError::Invalid(e.to_string()))?;
+        }
+        let previous = self.tenant_threshold(tenant);
+        let key = threshold_key(tenant);
+        match threshold {
+            Some(t) => self.store.set_meta(&key, &t.to_le_bytes())?,
+            None => self.store.remove_meta(&key)?,
+        }
+        self.store.commit().await?;
+        let mut overrides = self.thresholds.write().expect("thresholds poisoned");
+        match threshold {
+            Some(t) => overrides.insert(tenant.to_string(), t),
+            None => overrides.remove(tenant),
+        };
+        info!(tenant, ?threshold, previous, "threshold changed");
+        Ok(previous)
+    }
+
+    /// Every configured tenant with the threshold that applies to it now.
+    pub fn thresholds(&self) -> BTreeMap<String, f32> {
+        self.config
+            .tenants
+            .keys()
+            .map(|t| (t.clone(), self.tenant_threshold(t)))
+            .collect()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     #[tracing::instrument(skip_all, fields(tenant = %request.tenant, model = %request.model))]
     pub async fn lookup(&self, request: &Request) -> Result<Lookup, CacheError> {
+        let lookup = self.find(request).await?;
+        let saved = lookup
+            .hit
+            .as_ref()
+            .map_or(0, |h| h.entry.usage.total_tokens);
+        self.stats.count(lookup.status, saved);
+        Ok(lookup)
+    }
+
+    /// The lookup itself, uncounted (`complete` counts its own outcome).
+    async fn find(&self, request: &Request) -> Result<Lookup, CacheError> {
         self.validate(request)?;
         let chat = ScopedChat::new(
             &request.tenant,
@@ -318,6 +498,7 @@ impl Cache {
                 status,
                 hit: None,
                 best_similarity: None,
+                explanation: None,
                 probe,
             });
         }
@@ -337,44 +518,21 @@ impl Cache {
                     status: Status::HitExact,
                     hit: Some(hit),
                     best_similarity: Some(1.0),
+                    explanation: None,
                     probe,
                 });
             }
         }
         let embedded = self.embed(&probe.chat).await?;
         let threshold = self.threshold(request);
-        let mut best = None;
-        let mut hit = None;
-        if let Some(query) = &embedded.query {
-            let candidates = self.index.search(
-                &probe.chat.scope,
-                query,
-                self.config.matching.candidates,
-                self.config.matching.ef_search,
-            );
-            best = candidates.first().map(|c| c.similarity);
-            for candidate in candidates.into_iter().filter(|c| c.similarity >= threshold) {
-                let Some(entry) = self.store.get(candidate.id)? else {
-                    continue;
-                };
-                if self.expire_if_due(candidate.id, &entry, now)? {
-                    continue;
-                }
-                if let Some(reason) = refusal(&probe.chat, &embedded, &entry, threshold) {
-                    debug!(
-                        entry = candidate.id,
-                        similarity = candidate.similarity,
-                        ?reason,
-                        "candidate refused"
-                    );
-                    continue;
-                }
-                hit = Some(Hit {
-                    id: candidate.id,
-                    entry,
-                    similarity: candidate.similarity,
-                });
-                break;
+        let (hit, explanation) = match &embedded.query {
+            Some(query) => self.search(&probe.chat, &embedded, query, threshold, now)?,
+            None => (None, None),
+        };
+        // Count only refusals that stopped a hit: a candidate at or above the threshold.
+        if let Some(e) = explanation.as_ref().filter(|e| e.similarity >= e.threshold) {
+            if let Some(refused) = e.refused_by {
+                self.stats.count_refusal(refused);
             }
         }
         probe.embedded = Some(embedded);
@@ -386,9 +544,69 @@ impl Cache {
         Ok(Lookup {
             status,
             hit,
-            best_similarity: best,
+            best_similarity: explanation.as_ref().map(|e| e.similarity),
+            explanation,
             probe,
         })
+    }
+
+    /// Searches the scope's graph and judges the candidates, closest first, until one may be
+    /// served. The first candidate examined is explained even when it is below the threshold.
+    fn search(
+        &self,
+        chat: &ScopedChat,
+        embedded: &Embedded,
+        query: &[f32],
+        threshold: f32,
+        now: u64,
+    ) -> Result<(Option<Hit>, Option<Explanation>), CacheError> {
+        let candidates = self.index.search(
+            &chat.scope,
+            query,
+            self.config.matching.candidates,
+            self.config.matching.ef_search,
+        );
+        let words = ChatWords::new(chat);
+        let mut explanation = None;
+        for candidate in candidates {
+            let Some(entry) = self.store.get(candidate.id)? else {
+                continue;
+            };
+            if self.expire_if_due(candidate.id, &entry, now)? {
+                continue;
+            }
+            let verdict = judge(&words, embedded, &entry);
+            let context_threshold = self.config.matching.context_threshold;
+            let refused_by = verdict.refusal(candidate.similarity, threshold, context_threshold);
+            let this = Explanation {
+                threshold,
+                similarity: candidate.similarity,
+                context_similarity: verdict.context_similarity,
+                context_threshold,
+                candidate: Some(candidate.id),
+                guards_checked: verdict.guards_checked,
+                refused_by,
+            };
+            if refused_by.is_none() {
+                let hit = Hit {
+                    id: candidate.id,
+                    entry,
+                    similarity: candidate.similarity,
+                };
+                return Ok((Some(hit), Some(this)));
+            }
+            debug!(
+                entry = candidate.id,
+                similarity = candidate.similarity,
+                ?refused_by,
+                "candidate refused"
+            );
+            explanation.get_or_insert(this);
+            if candidate.similarity < threshold {
+                break; // the rest are further away still
+            }
+        }
+        Ok((None, explanation))
     }
 
     /// Removes an entry whose time is up. Returns whether it was expired.
@@ -529,10 +747,16 @@ impl Cache {
     /// Answers from the cache, or asks the upstream and stores its answer.
     #[tracing::instrument(skip_all, fields(tenant = %request.tenant, model = %request.model, status))]
     pub async fn complete(&self, request: &Request) -> Result<Answer, CacheError> {
-        let lookup = self.lookup(request).await?;
+        let answer = self.answer(request).await?;
+        self.stats.count(answer.status, answer.tokens_saved);
+        tracing::Span::current().record("status", answer.status.as_str());
+        Ok(answer)
+    }
+
+    async fn answer(&self, request: &Request) -> Result<Answer, CacheError> {
+        let lookup = self.find(request).await?;
         if let Some(hit) = lookup.hit {
-            tracing::Span::current().record("status", lookup.status.as_str());
-            return Ok(served(lookup.status, hit));
+            return Ok(served(lookup.status, hit, lookup.explanation));
         }
         let mut probe = lookup.probe;
         let reads_cache = !(request.control.bypass || request.control.refresh);
@@ -547,24 +771,19 @@ impl Cache {
             {
                 if !entry.is_expired(now_millis()) {
                     self.release_gate(key, &gate);
-                    return Ok(served(
-                        Status::HitExact,
-                        Hit {
-                            id,
-                            entry,
-                            similarity: 1.0,
-                        },
-                    ));
+                    let hit = Hit {
+                        id,
+                        entry,
+                        similarity: 1.0,
+                    };
+                    return Ok(served(Status::HitExact, hit, None));
                 }
             }
         }
         let result = self
-            .answer_upstream(request, &mut probe, lookup.status, lookup.best_similarity)
+            .answer_upstream(request, &mut probe, lookup.status, lookup.explanation)
             .await;
         self.release_gate(key, &gate);
-        if let Ok(answer) = &result {
-            tracing::Span::current().record("status", answer.status.as_str());
-        }
         result
     }
 
@@ -573,7 +792,7 @@ impl Cache {
         request: &Request,
         probe: &mut Probe,
         status: Status,
-        best_similarity: Option<f32>,
+        explanation: Option<Explanation>,
     ) -> Result<Answer, CacheError> {
         let completion = self
             .upstream
@@ -609,7 +828,8 @@ impl Cache {
         Ok(Answer {
             status,
             text: completion.content,
-            similarity: best_similarity.unwrap_or(0.0),
+            similarity: explanation.as_ref().map_or(0.0, |e| e.similarity),
+            explanation,
             entry_id,
             usage: completion.usage,
             tokens_saved: 0,
@@ -707,9 +927,10 @@ impl Cache {
     }
 }
 
-fn served(status: Status, hit: Hit) -> Answer {
+fn served(status: Status, hit: Hit, explanation: Option<Explanation>) -> Answer {
     Answer {
         status,
+        explanation,
         similarity: hit.similarity,
         entry_id: Some(hit.id),
         usage: hit.entry.usage,
@@ -719,33 +940,82 @@ fn served(status: Status, hit: Hit) -> Answer {
     }
 }
 
-/// Why a candidate above the threshold may still not be served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
-    /// One chat has earlier turns, the other none, or the earlier turns differ in meaning.
-    TurnsDiffer,
-    /// A guard found a difference that changes the answer.
-    Guard(guard::Family),
+/// A chat's texts cut into words once, for the guards to compare with each candidate.
+struct ChatWords<'a> {
+    chat: &'a ScopedChat,
+    query: guard::Text,
+    context: guard::Text,
 }
 
-/// The reason a candidate may not be served, if there is one.
-fn refusal(
-    chat: &ScopedChat,
-    embedded: &Embedded,
-    entry: &StoredEntry,
-    threshold: f32,
-) -> Option<Refusal> {
-    if chat.context.is_empty() != entry.context.is_empty() {
-        return Some(Refusal::TurnsDiffer);
+impl<'a> ChatWords<'a> {
+    fn new(chat: &'a ScopedChat) -> Self {
+        Self {
+            chat,
+            query: guard::Text::new(&chat.query),
+            context: guard::Text::new(&chat.context),
+        }
     }
-    if chat.context_hash != entry.context_hash {
+}
+
+/// What the checks found about one candidate, independent of the threshold.
+struct Verdict {
+    context_similarity: f32,
+    guards_checked: Vec<&'static str>,
+    guard: Option<guard::Family>,
+}
+
+impl Verdict {
+    /// What stops the candidate from being served at these thresholds, if anything. A guard
+    /// objects at any threshold, so it is named first.
+    fn refusal(
+        &self,
+        similarity: f32,
+        threshold: f32,
+        context_threshold: f32,
+    ) -> Option<&'static str> {
+        if let Some(family) = self.guard {
+            Some(family.as_str())
+        } else if self.context_similarity < context_threshold {
+            Some("earlier_turns")
+        } else if similarity < threshold {
+            Some("below_threshold")
+        } else {
+            None
+        }
+    }
+}
+
+/// Compares a chat with a stored entry: its earlier turns by meaning (or identity), and both
+/// the last message and the earlier turns through every guard family.
+fn judge(words: &ChatWords, embedded: &Embedded, entry: &StoredEntry) -> Verdict {
+    let chat = words.chat;
+    let same_context = chat.context_hash == entry.context_hash;
+    let context_similarity = if same_context {
+        1.0
+    } else {
         match (&embedded.context, &entry.context_vector) {
-            (Some(a), Some(b)) if similarity(a, b) >= threshold => {}
-            _ => return Some(Refusal::TurnsDiffer),
+            (Some(a), Some(b)) => similarity(a, b),
+            _ => 0.0,
         }
-        if let Some(family) = guard::conflict(&chat.context, &entry.context) {
-            return Some(Refusal::Guard(family));
+    };
+    let entry_query = guard::Text::new(&entry.query);
+    let entry_context = (!same_context).then(|| guard::Text::new(&entry.context));
+    let mut guards_checked = Vec::with_capacity(guard::FAMILIES.len());
+    let mut found = None;
+    for (family, differ) in guard::FAMILIES {
+        guards_checked.push(family.as_str());
+        let context_differs = family.reads_earlier_turns()
+            && entry_context
+                .as_ref()
+                .is_some_and(|theirs| differ(&words.context, theirs));
+        if differ(&words.query, &entry_query) || context_differs {
+            found = Some(*family);
+            break;
         }
     }
-    guard::conflict(&chat.query, &entry.query).map(Refusal::Guard)
+    Verdict {
+        context_similarity,
+        guards_checked,
+        guard: found,
+    }
 }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 
+mod spelling;
+
 use fastembed::{
     InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
 };
@@ -63,6 +65,7 @@ pub struct EmbedStats {
 pub struct Embedder {
     jobs: mpsc::Sender<Job>,
     stats: Arc<EmbedStats>,
+    vocabulary: Arc<spelling::Vocabulary>,
 }
 
 /// Paths of the assets inside `assets_dir`, as laid out by `scripts/setup.sh`.
@@ -145,6 +148,11 @@ impl Embedder {
         let (ready_tx, ready_rx) = mpsc::channel();
         let stats = Arc::new(EmbedStats::default());
         let worker_stats = Arc::clone(&stats);
+        let assets = Assets::locate(assets_dir)?;
+        let vocabulary = spelling::Vocabulary::from_tokenizer_json(&assets.read("tokenizer.json")?)
+            .ok_or_else(|| {
+                EmbedError::Model("tokenizer.json has no WordPiece vocabulary".into())
+            })?;
         let assets_dir = assets_dir.to_path_buf();
         std::thread::Builder::new()
             .name("cachet-embed".into())
@@ -159,14 +167,20 @@ impl Embedder {
             })
             .map_err(|e| EmbedError::Model(format!("cannot start the embedding thread: {e}")))?;
         ready_rx.recv().map_err(|_| EmbedError::WorkerGone)??;
-        Ok(Self { jobs, stats })
+        Ok(Self {
+            jobs,
+            stats,
+            vocabulary: Arc::new(vocabulary),
+        })
     }
 
-    /// Embeds `texts`, in order. Waits only for the batch this request joins.
+    /// Embeds `texts`, in order, after repairing typos (see [`spelling`]). Waits only for the
+    /// batch this request joins.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        let texts = texts.iter().map(|t| self.vocabulary.repair(t)).collect();
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { texts, reply })
@@ -295,6 +309,20 @@ mod tests {
         assert!(para > 0.9, "paraphrase similarity {para}");
         assert!(unrelated < 0.5, "unrelated similarity {unrelated}");
         assert!(!out[0].truncated);
+    }
+
+    #[tokio::test]
+    async fn a_typo_does_not_break_a_match() {
+        let e = embedder();
+        let out = e
+            .embed(vec![
+                "How do I cancel my subscription?".into(),
+                "How do I cancle my subscripton?".into(),
+            ])
+            .await
+            .unwrap();
+        let typo = similarity(&out[0].vector, &out[1].vector);
+        assert!(typo > 0.99, "typo similarity {typo}");
     }
 
     #[tokio::test]

@@ -1,0 +1,410 @@
+//! Antonyms: "Is the clinic open on Sundays?" is not "Is the clinic closed on Sundays?".
+//!
+//! Pairs of words whose swap flips the answer, compared by stem so inflections match
+//! ("closed", "closes", "closing"). Synonyms on the same side (closed / shut) do not conflict.
+
+use super::text::{stem, Text};
+
+/// Each line: two sides; any word of one side against any word of the other is a flip.
+const PAIRS: &[(&[&str], &[&str])] = &[
+    (&["open", "opened"], &["close", "closed", "shut"]),
+    (
+        &["allow", "permit", "permitted", "allowed", "legal"],
+        &[
+            "ban",
+            "banned",
+            "forbid",
+            "forbidden",
+            "prohibit",
+            "prohibited",
+            "illegal",
+        ],
+    ),
+    (&["on"], &["off"]),
+    (&["enable", "activate"], &["disable", "deactivate"]),
+    (&["eat", "consume"], &["avoid"]),
+    (
+        &["safe", "secure"],
+        &["unsafe", "dangerous", "insecure", "risky"],
+    ),
+    (
+        &["increase", "raise", "boost"],
+        &["decrease", "reduce", "lower", "cut"],
+    ),
+    (&["buy", "purchase"], &["sell"]),
+    (&["before", "prior"], &["after"]),
+    (
+        &["maximum", "max", "most", "highest", "largest", "biggest"],
+        &["minimum", "min", "least", "lowest", "smallest"],
+    ),
+    (
+        &["cheapest", "cheap", "inexpensive"],
+        &["expensive", "priciest", "pricey"],
+    ),
+    (&["upgrade"], &["downgrade"]),
+    (&["import"], &["export"]),
+    (
+        &["arrive", "arrival", "land"],
+        &["depart", "departure", "leave"],
+    ),
+    (
+        &["add", "include", "attach"],
+        &["remove", "delete", "exclude", "detach"],
+    ),
+    (
+        &["start", "begin", "launch"],
+        &["stop", "end", "finish", "terminate"],
+    ),
+    (&["install"], &["uninstall"]),
+    (
+        &[
+            "subscribe",
+            "join",
+            "book",
+            "reserve",
+            "schedule",
+            "enrol",
+            "enroll",
+            "register",
+            "sign up",
+            "opt in",
+            "renew",
+            "keep",
+            "confirm",
+        ],
+        &[
+            "unsubscribe",
+            "cancel",
+            "quit",
+            "opt out",
+            "take off",
+            "leave",
+            "drop out",
+            "withdraw from",
+        ],
+    ),
+    (
+        &["merge", "apply", "commit", "deploy", "publish"],
+        &[
+            "undo",
+            "revert",
+            "rollback",
+            "roll back",
+            "unpublish",
+            "retract",
+        ],
+    ),
+    (
+        &["strong", "stronger", "strongest"],
+        &["weak", "weaker", "weakest"],
+    ),
+    (
+        &["employee", "employed", "salaried"],
+        &[
+            "selfemployed",
+            "freelance",
+            "freelancer",
+            "contractor",
+            "unemployed",
+        ],
+    ),
+    (
+        &["current", "existing", "old"],
+        &["new", "replacement", "upgraded"],
+    ),
+    (&["lock"], &["unlock"]),
+    (&["mute"], &["unmute"]),
+    (&["block"], &["unblock"]),
+    (&["follow"], &["unfollow"]),
+    (&["pause"], &["resume"]),
+    (&["connect"], &["disconnect"]),
+    (&["encrypt"], &["decrypt"]),
+    (&["compress", "zip"], &["decompress", "unzip", "extract"]),
+    (&["upload"], &["download"]),
+    (
+        &["login", "log in", "sign in", "signin"],
+        &["logout", "log out", "sign out", "signout"],
+    ),
+    (&["accept", "approve", "confirm"], &["deny", "refuse"]),
+    (
+        &["hot", "warm", "heat"],
+        &["cold", "cool", "chill", "freeze"],
+    ),
+    (
+        &["fast", "quick", "faster", "quickest", "fastest"],
+        &["slow", "slower", "slowest"],
+    ),
+    (
+        &["early", "earlier", "earliest"],
+        &["late", "later", "latest"],
+    ),
+    (&["first"], &["last", "final"]),
+    (
+        &["older", "oldest"],
+        &["newer", "newest", "young", "younger", "youngest"],
+    ),
+    (
+        &["long", "longer", "longest"],
+        &["short", "shorter", "shortest"],
+    ),
+    (
+        &["big", "bigger", "large", "larger"],
+        &["small", "smaller", "little", "tiny"],
+    ),
+    (&["high", "higher"], &["low"]),
+    (&["more"], &["less", "fewer"]),
+    (&["plus"], &["minus"]),
+    (&["above", "over"], &["below", "under"]),
+    (
+        &["inside", "indoor", "indoors", "internal"],
+        &["outside", "outdoor", "outdoors", "external"],
+    ),
+    (&["input"], &["output"]),
+    (
+        &["incoming", "inbound", "receive", "received"],
+        &["outgoing", "outbound", "send", "sent"],
+    ),
+    (&["deposit"], &["withdraw", "withdrawal"]),
+    (&["credit"], &["debit"]),
+    (
+        &["income", "revenue", "profit", "gain"],
+        &["expense", "expenses", "cost", "loss"],
+    ),
+    (
+        &[
+            "win", "won", "gain", "gained", "rise", "rose", "grow", "grew",
+        ],
+        &[
+            "lose", "lost", "fall", "fell", "drop", "dropped", "decline", "declined", "shrink",
+            "shrank",
+        ],
+    ),
+    (
+        &["for", "pro", "support", "favour", "favor"],
+        &["against", "oppose"],
+    ),
+    (
+        &["extend", "lengthen", "prolong"],
+        &["shorten", "cut short", "curtail"],
+    ),
+    (
+        &["give", "grant", "assign"],
+        &["revoke", "withdraw", "take away"],
+    ),
+    (
+        &["accept", "approve", "confirm", "take"],
+        &["turn down", "reject", "decline"],
+    ),
+    (&["show", "display", "reveal"], &["hide", "conceal"]),
+    (&["include", "keep"], &["exclude", "discard", "drop"]),
+    (&["raise", "lift"], &["lower"]),
+    (&["borrow"], &["lend"]),
+    (&["send"], &["receive"]),
+    (&["import"], &["export"]),
+    (&["pass", "passed"], &["fail", "failed"]),
+    (
+        &["success", "successful", "succeed"],
+        &["failure", "unsuccessful"],
+    ),
+    (&["true"], &["false"]),
+    (&["yes"], &["no"]),
+    (&["agree"], &["disagree"]),
+    (&["like", "love"], &["dislike", "hate"]),
+    (&["good", "best", "better"], &["bad", "worst", "worse"]),
+    (
+        &[
+            "pro",
+            "pros",
+            "advantage",
+            "advantages",
+            "benefit",
+            "benefits",
+        ],
+        &[
+            "con",
+            "cons",
+            "disadvantage",
+            "disadvantages",
+            "drawback",
+            "drawbacks",
+        ],
+    ),
+    (&["north", "northern"], &["south", "southern"]),
+    (&["east", "eastern"], &["west", "western"]),
+    (&["left"], &["right"]),
+    (&["up"], &["down"]),
+    (&["push"], &["pull"]),
+    (&["public"], &["private"]),
+    (
+        &["personal", "individual"],
+        &["business", "corporate", "company"],
+    ),
+    (&["male", "men", "man"], &["female", "women", "woman"]),
+    (
+        &["adult", "adults"],
+        &["child", "children", "kid", "kids", "minor", "minors"],
+    ),
+    (
+        &["domestic", "national", "local"],
+        &["international", "foreign", "abroad"],
+    ),
+    (&["online"], &["offline", "in-store", "store"]),
+    (&["wired"], &["wireless"]),
+    (&["mac", "macos"], &["windows", "linux"]),
+    (&["ios", "iphone"], &["android"]),
+    (&["am", "morning"], &["pm", "evening", "night", "afternoon"]),
+    (&["weekday", "weekdays"], &["weekend", "weekends"]),
+    (
+        &["included", "inclusive"],
+        &["excluded", "exclusive", "extra"],
+    ),
+    (&["refundable"], &["nonrefundable", "non-refundable"]),
+    (&["full", "fully"], &["partial", "partially"]),
+    (&["free"], &["paid", "premium"]),
+    (&["vegan", "vegetarian"], &["meat"]),
+    (&["raw"], &["cooked"]),
+    (&["sweet"], &["sour", "savory", "salty", "bitter"]),
+    (&["merge"], &["split"]),
+    (&["expand", "widen"], &["shrink", "narrow", "collapse"]),
+    (&["inhale"], &["exhale"]),
+    (&["positive"], &["negative"]),
+    (&["maximize", "maximise"], &["minimize", "minimise"]),
+    (&["overweight"], &["underweight"]),
+    (&["overpaid", "overcharged"], &["underpaid", "undercharged"]),
+];
+
+/// Prefixes that turn a word into its opposite (hide / unhide, like / dislike, valid / invalid),
+/// with the shortest word each may apply to: "in" and "de" also begin many unrelated words
+/// (put / input, code / decode), so they need longer ones.
+const NEGATING_PREFIXES: &[(&str, usize)] = &[
+    ("un", 3),
+    ("dis", 3),
+    ("non", 3),
+    ("anti", 3),
+    ("de", 5),
+    ("in", 5),
+    ("im", 5),
+    ("ir", 5),
+    ("il", 5),
+];
+
+/// Words in one text whose prefixed opposite is in the other and not in the first.
+fn prefixed_opposite(a: &Text, b: &Text) -> bool {
+    a.words.iter().any(|w| {
+        NEGATING_PREFIXES.iter().any(|(prefix, min_len)| {
+            let opposite = format!("{prefix}{}", w.stem);
+            w.stem.len() >= *min_len
+                && b.has_stem(&opposite)
+                && !a.has_stem(&opposite)
+                && !b.has_stem(&w.stem)
+        })
+    })
+}
+
+/// Conflict when one text has a word from one side of a pair and the other a word from the
+/// other side, or one text names both sides and the other only one ("commit" against "undo a
+/// commit"); texts naming both sides alike are comparing, not flipping. Also conflict when one
+/// text has a word and the other its prefixed opposite (archive / unarchive).
+pub fn differ(a: &Text, b: &Text) -> bool {
+    if prefixed_opposite(a, b) || prefixed_opposite(b, a) {
+        return true;
+    }
+    PAIRS.iter().any(|(left, right)| {
+        let sides = |text: &Text| {
+            let has = |side: &[&str]| side.iter().any(|w| contains(text, w));
+            (has(left), has(right))
+        };
+        let (sa, sb) = (sides(a), sides(b));
+        let present = |s: (bool, bool)| s.0 || s.1;
+        present(sa) && present(sb) && sa != sb
+    })
+}
+
+fn contains(text: &Text, cue: &str) -> bool {
+    if cue.contains(' ') {
+        return text.bigrams().any(|b| b == cue);
+    }
+    text.has(cue) || text.has_stem(&stem(cue))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(a: &str, b: &str) -> bool {
+        differ(&Text::new(a), &Text::new(b))
+    }
+
+    #[test]
+    fn swapped_antonyms_conflict() {
+        assert!(d(
+            "Is the clinic open on Sundays?",
+            "Is the clinic closed on Sundays?"
+        ));
+        assert!(d(
+            "Are dogs allowed in the park?",
+            "Are dogs banned in the park?"
+        ));
+        assert!(d(
+            "How do I turn on dark mode?",
+            "How do I turn off dark mode?"
+        ));
+        assert!(d(
+            "Which foods should I eat with gout?",
+            "Which foods should I avoid with gout?"
+        ));
+        assert!(d(
+            "Is it safe to fly when pregnant?",
+            "Is it dangerous to fly when pregnant?"
+        ));
+        assert!(d(
+            "How do I enable two-factor login?",
+            "How do I disable two-factor login?"
+        ));
+        assert!(d(
+            "Cheapest flight to Rome",
+            "Most expensive flight to Rome"
+        ));
+        assert!(d("How do I hide a column?", "How do I unhide a column?"));
+        assert!(d(
+            "Please archive the channel",
+            "Please unarchive the channel"
+        ));
+        assert!(d(
+            "Which stocks gained the most today?",
+            "Which stocks lost the most today?"
+        ));
+        assert!(d(
+            "Summarise the arguments for remote work",
+            "Summarise the arguments against remote work"
+        ));
+        assert!(d(
+            "I'd like to accept the offer",
+            "I'd like to turn down the offer"
+        ));
+    }
+
+    #[test]
+    fn synonyms_and_comparisons_do_not() {
+        assert!(!d(
+            "Is the clinic closed on Sundays?",
+            "Is the clinic shut on Sundays?"
+        ));
+        assert!(!d(
+            "Are dogs banned in the park?",
+            "Are dogs prohibited in the park?"
+        ));
+        assert!(!d(
+            "Should I buy or sell now?",
+            "Is now the time to sell or buy?"
+        ));
+        assert!(d(
+            "How do I commit my changes?",
+            "How do I undo a commit of my changes?"
+        ));
+        assert!(!d(
+            "How do I reset my password?",
+            "How can I reset my password?"
+        ));
+    }
+}

@@ -1,0 +1,603 @@
+//! Named things: products, places, people, brands, languages. "Does the iPhone 15 support eSIM?"
+//! is not "Does the Pixel 8 support eSIM?", and "flights to Paris" is not "flights to Lyon".
+//!
+//! A name is a word written like one (capitalised mid-sentence, inner capital, acronym) or a
+//! word from a list of common names typed in lower case. Two texts conflict when either names
+//! something the other does not mention at all, in any casing.
+
+use super::text::Text;
+
+/// Common names people type in lower case: places, languages, platforms, brands. Names that are
+/// also everyday words ("switch", "edge", "target", "nice") are left out: written capitalised
+/// mid-sentence they are still caught as names.
+const KNOWN_NAMES: &[&str] = &[
+    // countries and regions
+    "afghanistan",
+    "albania",
+    "algeria",
+    "argentina",
+    "australia",
+    "austria",
+    "bangladesh",
+    "belgium",
+    "brazil",
+    "bulgaria",
+    "canada",
+    "chile",
+    "china",
+    "colombia",
+    "croatia",
+    "cuba",
+    "czechia",
+    "denmark",
+    "egypt",
+    "england",
+    "estonia",
+    "ethiopia",
+    "europe",
+    "finland",
+    "france",
+    "germany",
+    "ghana",
+    "greece",
+    "hungary",
+    "iceland",
+    "india",
+    "indonesia",
+    "iran",
+    "iraq",
+    "ireland",
+    "israel",
+    "italy",
+    "jamaica",
+    "japan",
+    "jordan",
+    "kenya",
+    "korea",
+    "latvia",
+    "lebanon",
+    "lithuania",
+    "luxembourg",
+    "malaysia",
+    "mexico",
+    "morocco",
+    "nepal",
+    "netherlands",
+    "holland",
+    "nigeria",
+    "norway",
+    "pakistan",
+    "peru",
+    "philippines",
+    "poland",
+    "portugal",
+    "qatar",
+    "romania",
+    "russia",
+    "scotland",
+    "serbia",
+    "singapore",
+    "slovakia",
+    "slovenia",
+    "spain",
+    "sweden",
+    "switzerland",
+    "syria",
+    "taiwan",
+    "thailand",
+    "turkey",
+    "ukraine",
+    "uk",
+    "usa",
+    "us",
+    "vietnam",
+    "wales",
+    "africa",
+    "asia",
+    "america",
+    "antarctica",
+    // cities
+    "amsterdam",
+    "athens",
+    "atlanta",
+    "austin",
+    "bangkok",
+    "barcelona",
+    "beijing",
+    "berlin",
+    "boston",
+    "brussels",
+    "budapest",
+    "cairo",
+    "chicago",
+    "copenhagen",
+    "dallas",
+    "delhi",
+    "denver",
+    "dubai",
+    "dublin",
+    "edinburgh",
+    "frankfurt",
+    "geneva",
+    "hamburg",
+    "helsinki",
+    "houston",
+    "istanbul",
+    "jakarta",
+    "lagos",
+    "lisbon",
+    "london",
+    "madrid",
+    "manchester",
+    "melbourne",
+    "miami",
+    "milan",
+    "montreal",
+    "moscow",
+    "mumbai",
+    "munich",
+    "nairobi",
+    "oslo",
+    "paris",
+    "prague",
+    "rome",
+    "seattle",
+    "seoul",
+    "shanghai",
+    "stockholm",
+    "sydney",
+    "tokyo",
+    "toronto",
+    "vancouver",
+    "vienna",
+    "warsaw",
+    "zurich",
+    "lyon",
+    "marseille",
+    "porto",
+    "seville",
+    "valencia",
+    "florence",
+    "venice",
+    "naples",
+    "osaka",
+    "kyoto",
+    "phoenix",
+    "portland",
+    "brooklyn",
+    "manhattan",
+    "bristol",
+    "glasgow",
+    "leeds",
+    "liverpool",
+    // languages
+    "english",
+    "french",
+    "german",
+    "spanish",
+    "italian",
+    "portuguese",
+    "dutch",
+    "russian",
+    "chinese",
+    "mandarin",
+    "cantonese",
+    "japanese",
+    "korean",
+    "arabic",
+    "hindi",
+    "turkish",
+    "polish",
+    "swedish",
+    "greek",
+    "hebrew",
+    "vietnamese",
+    "thai",
+    "urdu",
+    "bengali",
+    "swahili",
+    // programming languages, platforms, tools
+    "python",
+    "rust",
+    "java",
+    "javascript",
+    "typescript",
+    "golang",
+    "kotlin",
+    "ruby",
+    "php",
+    "perl",
+    "scala",
+    "haskell",
+    "elixir",
+    "erlang",
+    "clojure",
+    "c++",
+    "c#",
+    "csharp",
+    "fortran",
+    "cobol",
+    "sql",
+    "mysql",
+    "postgres",
+    "postgresql",
+    "sqlite",
+    "mongodb",
+    "redis",
+    "kafka",
+    "docker",
+    "kubernetes",
+    "k8s",
+    "terraform",
+    "ansible",
+    "nginx",
+    "apache",
+    "react",
+    "angular",
+    "vue",
+    "django",
+    "flask",
+    "rails",
+    "nodejs",
+    "deno",
+    "linux",
+    "ubuntu",
+    "debian",
+    "fedora",
+    "centos",
+    "windows",
+    "macos",
+    "ios",
+    "android",
+    "chrome",
+    "firefox",
+    "safari",
+    "excel",
+    "powerpoint",
+    "outlook",
+    "slack",
+    "zoom",
+    "gmail",
+    "github",
+    "gitlab",
+    "bitbucket",
+    "jira",
+    "aws",
+    "azure",
+    "gcp",
+    "heroku",
+    "vercel",
+    "netlify",
+    "git",
+    "vim",
+    "emacs",
+    "vscode",
+    "pytorch",
+    "tensorflow",
+    "pandas",
+    "numpy",
+    // brands and products
+    "apple",
+    "google",
+    "microsoft",
+    "amazon",
+    "facebook",
+    "instagram",
+    "whatsapp",
+    "twitter",
+    "tiktok",
+    "youtube",
+    "netflix",
+    "spotify",
+    "uber",
+    "lyft",
+    "airbnb",
+    "paypal",
+    "venmo",
+    "stripe",
+    "visa",
+    "mastercard",
+    "amex",
+    "samsung",
+    "iphone",
+    "ipad",
+    "macbook",
+    "xbox",
+    "playstation",
+    "nintendo",
+    "kindle",
+    "alexa",
+    "siri",
+    "tesla",
+    "toyota",
+    "honda",
+    "ford",
+    "bmw",
+    "audi",
+    "volkswagen",
+    "ikea",
+    "nike",
+    "adidas",
+    "starbucks",
+    "mcdonalds",
+    "walmart",
+    "costco",
+    "ebay",
+    "etsy",
+    "shopify",
+    "dell",
+    "lenovo",
+    "hp",
+    "asus",
+    "acer",
+    "sony",
+    "lg",
+    "huawei",
+    "xiaomi",
+    "oneplus",
+    "nokia",
+    "motorola",
+    "verizon",
+    "comcast",
+    "vodafone",
+    "lufthansa",
+    "ryanair",
+    "easyjet",
+    "emirates",
+    "hilton",
+    "marriott",
+    "chatgpt",
+    "openai",
+    "claude",
+    "gemini",
+    "bitcoin",
+    "ethereum",
+];
+
+/// Spellings of the same name, folded to one before comparing.
+const ALIASES: &[(&str, &str)] = &[
+    ("new york city", "nyc"),
+    ("new york", "nyc"),
+    ("los angeles", "la"),
+    ("san francisco", "sf"),
+    ("united kingdom", "uk"),
+    ("great britain", "uk"),
+    ("britain", "uk"),
+    ("united states", "usa"),
+    ("us", "usa"),
+    ("america", "usa"),
+    ("js", "javascript"),
+    ("ts", "typescript"),
+    ("go", "golang"),
+    ("k8s", "kubernetes"),
+    ("postgresql", "postgres"),
+    ("node.js", "node"),
+    ("nodejs", "node"),
+    ("mac os", "macos"),
+    ("osx", "macos"),
+    ("holland", "netherlands"),
+    ("american express", "amex"),
+    ("whats app", "whatsapp"),
+];
+
+/// Acronyms that are ordinary vocabulary, not names of anything in particular.
+const GENERIC_ACRONYMS: &[&str] = &[
+    "http", "https", "api", "url", "pdf", "usb", "pin", "id", "faq", "tv", "pc", "ok", "vpn",
+    "sms", "gps", "ai", "it", "hr", "ceo", "cto", "cfo", "sku", "eta", "asap", "fyi", "diy",
+    "rsvp", "atm", "dm", "pm", "am", "vip", "q&a", "csv", "json", "xml", "html", "css", "ui", "ux",
+    "os", "cpu", "gpu", "ram", "ssd", "hdd", "wifi", "lan", "dns", "ip", "tcp", "udp", "ssh",
+    "ssl", "tls", "otp", "2fa", "mfa", "sso", "kyc", "iban", "swift", "vat", "gst", "tax", "eu",
+    "uk", "usa",
+];
+
+/// Words the other guard families own: units, currencies, days and months.
+fn owned_elsewhere(word: &str) -> bool {
+    super::quantities::is_unit(word) || super::calendar::is_calendar_word(word)
+}
+
+/// The names a text mentions, lower-cased and folded through [`ALIASES`].
+fn names(text: &Text) -> Vec<String> {
+    let words: Vec<&str> = text.words.iter().map(|w| w.lower.as_str()).collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        // Multi-word aliases first ("new york city").
+        let alias = (2..=3).rev().find_map(|n| {
+            let phrase = words.get(i..i + n)?.join(" ");
+            ALIASES
+                .iter()
+                .find(|(from, _)| *from == phrase)
+                .map(|(_, to)| (n, *to))
+        });
+        if let Some((n, canonical)) = alias {
+            found.push(canonical.to_string());
+            i += n;
+            continue;
+        }
+        let word = &text.words[i];
+        // "us" is only a name when written US.
+        let known =
+            KNOWN_NAMES.contains(&word.lower.as_str()) && (word.lower != "us" || word.name_like);
+        let generic = GENERIC_ACRONYMS.contains(&word.lower.as_str())
+            && !KNOWN_NAMES.contains(&word.lower.as_str());
+        let before_unit = text
+            .words
+            .get(i + 1)
+            .is_some_and(|n| owned_elsewhere(&n.lower));
+        if (word.name_like || known)
+            && !generic
+            && !owned_elsewhere(&word.lower)
+            && !(word.lower == "us" && before_unit)
+        {
+            let folded = ALIASES
+                .iter()
+                .find(|(from, _)| *from == word.lower)
+                .map_or(word.lower.clone(), |(_, to)| to.to_string());
+            found.push(folded);
+        }
+        i += 1;
+    }
+    found
+}
+
+/// Every spelling of `text`'s words (plain, stemmed, folded like names are) to look a name up in.
+fn vocabulary(text: &Text) -> Vec<String> {
+    let mut all: Vec<String> = text.words.iter().map(|w| w.lower.clone()).collect();
+    all.extend(text.words.iter().map(|w| w.stem.clone()));
+    all.extend(names(text));
+    all.extend(text.words.iter().filter_map(|w| {
+        ALIASES
+            .iter()
+            .find(|(from, _)| *from == w.lower)
+            .map(|(_, to)| to.to_string())
+    }));
+    all
+}
+
+/// Whether `name` is mentioned in `text`: as a word, a stem, a typo of a long word
+/// ("Outlok"), or spelled out by the initials of consecutive words ("IBM").
+fn mentions(text: &Text, vocabulary: &[String], name: &str) -> bool {
+    if vocabulary
+        .iter()
+        .any(|w| w == name || *w == super::text::stem(name))
+    {
+        return true;
+    }
+    let long = name.chars().count() >= 6;
+    if long && vocabulary.iter().any(|w| within_one_edit(w, name)) {
+        return true;
+    }
+    let letters: Vec<char> = name.chars().collect();
+    (2..=5).contains(&letters.len())
+        && text.words.windows(letters.len()).any(|run| {
+            run.iter()
+                .zip(&letters)
+                .all(|(w, l)| w.lower.starts_with(*l))
+                && run
+                    .iter()
+                    .all(|w| w.name_like || w.lower.chars().count() > 3)
+        })
+}
+
+/// True when `a` becomes `b` by at most one insertion, deletion, substitution or swap of
+/// neighbours: the typos people make in names.
+fn within_one_edit(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[prefix..], &b[prefix..]);
+    let skip = |s: &'_ [char], n: usize| s.get(n..).unwrap_or(&[]).to_vec();
+    let swapped =
+        a.len() >= 2 && b.len() >= 2 && a[0] == b[1] && a[1] == b[0] && skip(a, 2) == skip(b, 2);
+    skip(a, 1) == skip(b, 1) || a == skip(b, 1).as_slice() || skip(a, 1).as_slice() == b || swapped
+}
+
+/// Words of `text` that spell out an acronym of `other` ("International Business Machines"
+/// when the other says "IBM").
+fn spelled_out(text: &Text, other: &Text) -> Vec<String> {
+    let mut covered = Vec::new();
+    for acronym in other
+        .words
+        .iter()
+        .filter(|w| w.name_like && w.lower.chars().all(|c| c.is_alphabetic()))
+    {
+        let letters: Vec<char> = acronym.lower.chars().collect();
+        if !(2..=5).contains(&letters.len()) {
+            continue;
+        }
+        for run in text.words.windows(letters.len()) {
+            if run
+                .iter()
+                .zip(&letters)
+                .all(|(w, l)| w.lower.starts_with(*l) && w.lower.chars().count() > 1)
+            {
+                covered.extend(run.iter().map(|w| w.lower.clone()));
+            }
+        }
+    }
+    covered
+}
+
+/// Names in `a` that `b` never mentions.
+fn unmatched(a: &Text, b: &Text) -> bool {
+    let covered = spelled_out(a, b);
+    let vocab_b = vocabulary(b);
+    names(a)
+        .iter()
+        .filter(|n| !covered.contains(n))
+        .any(|n| !mentions(b, &vocab_b, n))
+}
+
+/// Conflict when either text names something the other never mentions.
+pub fn differ(a: &Text, b: &Text) -> bool {
+    unmatched(a, b) || unmatched(b, a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(a: &str, b: &str) -> bool {
+        differ(&Text::new(a), &Text::new(b))
+    }
+
+    #[test]
+    fn swapped_names_conflict() {
+        assert!(d(
+            "Does the iPhone 15 support eSIM?",
+            "Does the Pixel 8 support eSIM?"
+        ));
+        assert!(d(
+            "Cheap flights to Paris in May",
+            "Cheap flights to Lyon in May"
+        ));
+        assert!(d(
+            "How do I read a file in python?",
+            "How do I read a file in rust?"
+        ));
+        assert!(d("Can I pay with Visa?", "Can I pay with Mastercard?"));
+        assert!(d(
+            "What did Obama say about healthcare?",
+            "What did Trump say about healthcare?"
+        ));
+        assert!(d(
+            "How do I reset my password?",
+            "How do I reset my password on Windows?"
+        ));
+    }
+
+    #[test]
+    fn the_same_names_reworded_or_recased_do_not() {
+        assert!(!d("do you ship to canada", "Do you ship to Canada?"));
+        assert!(!d("Hotels near New York City", "hotels near NYC"));
+        assert!(!d("Is the iPhone waterproof?", "Can an iphone get wet?"));
+        assert!(!d(
+            "How Do I Reset My Password",
+            "how do i reset my password"
+        ));
+        assert!(!d(
+            "Where can I buy an ikea sofa?",
+            "Where do I buy a sofa from IKEA?"
+        ));
+        assert!(!d("Can you help us?", "Could you help us?"));
+        assert!(!d(
+            "How do I turn on dark mode in Outlook?",
+            "How do I trun on dark mode in Outlok?"
+        ));
+        assert!(!d(
+            "Tell me about the history of IBM.",
+            "Give me a history of International Business Machines."
+        ));
+        assert!(!d(
+            "What does a 502 Bad Gateway error mean?",
+            "Explain an HTTP 502 Bad Gateway response."
+        ));
+        assert!(!d(
+            "Convert 100 USD to EUR",
+            "What is 100 US dollars in euros?"
+        ));
+        assert!(!d(
+            "When is the library open on Sunday?",
+            "library opening hours on Sundays"
+        ));
+    }
+}

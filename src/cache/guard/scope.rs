@@ -1,0 +1,261 @@
+//! Scope: whose, when and how many. "How do I close my account?" is not "How do I close my
+//! son's account?", "revenue this year" is not "revenue last year", "delete a photo" is not
+//! "delete all photos".
+
+use super::text::Text;
+use std::collections::BTreeSet;
+
+/// Whose: the asker (or a generic "you"), someone else, a group.
+const OWNERS: &[(&str, &[&str])] = &[
+    (
+        "self",
+        &["my", "mine", "me", "myself", "your", "yours", "yourself"],
+    ),
+    (
+        "other",
+        &[
+            "his", "her", "hers", "him", "their", "theirs", "them", "someone", "somebody", "else",
+        ],
+    ),
+    ("group", &["our", "ours", "us", "ourselves"]),
+];
+
+/// People an answer may be for, instead of the asker. Generic roles that support questions
+/// mention in passing ("customer support", "the team") are left out.
+const BENEFICIARIES: &[&str] = &[
+    "child",
+    "children",
+    "kid",
+    "kids",
+    "son",
+    "daughter",
+    "baby",
+    "toddler",
+    "teen",
+    "teenager",
+    "wife",
+    "husband",
+    "partner",
+    "spouse",
+    "boyfriend",
+    "girlfriend",
+    "mother",
+    "father",
+    "mom",
+    "mum",
+    "dad",
+    "parent",
+    "parents",
+    "grandmother",
+    "grandfather",
+    "grandparent",
+    "sister",
+    "brother",
+    "friend",
+    "colleague",
+    "coworker",
+    "manager",
+    "boss",
+    "guest",
+    "guests",
+    "tenant",
+    "landlord",
+    "dog",
+    "cat",
+    "pet",
+];
+
+/// Groups that change the scope only when someone's they are: "my team", "our customers".
+const OWNED_GROUPS: &[&str] = &[
+    "team",
+    "company",
+    "department",
+    "staff",
+    "employee",
+    "customer",
+    "client",
+    "organisation",
+    "organization",
+    "family",
+    "household",
+    "business",
+];
+const POSSESSIVES: &[&str] = &["my", "our", "your", "his", "her", "their"];
+
+/// Relative time: what period the question is about.
+const PERIOD_UNITS: &[&str] = &[
+    "day", "night", "week", "weekend", "month", "quarter", "year", "season", "semester", "term",
+    "summer", "winter", "spring", "autumn", "fall", "time",
+];
+const PERIOD_MARKERS: &[&str] = &[
+    "this", "last", "next", "previous", "past", "coming", "current", "upcoming",
+];
+const RELATIVE_DAYS: &[&str] = &["today", "tonight", "yesterday", "tomorrow", "ago"];
+
+/// "all", "every": the question is about everything, not one thing.
+const UNIVERSALS: &[&str] = &[
+    "all",
+    "every",
+    "each",
+    "entire",
+    "whole",
+    "everything",
+    "everyone",
+    "everybody",
+    "both",
+];
+
+fn owners(text: &Text) -> BTreeSet<&'static str> {
+    text.words
+        .iter()
+        .filter_map(|w| {
+            OWNERS
+                .iter()
+                .find(|(_, cues)| cues.contains(&w.lower.as_str()))
+                .map(|(o, _)| *o)
+        })
+        .collect()
+}
+
+fn beneficiaries(text: &Text) -> BTreeSet<String> {
+    let mut found: BTreeSet<String> = text
+        .words
+        .iter()
+        .filter(|w| {
+            BENEFICIARIES.contains(&w.lower.as_str()) || BENEFICIARIES.contains(&w.stem.as_str())
+        })
+        .map(|w| w.stem.clone())
+        .collect();
+    found.extend(
+        text.words
+            .windows(2)
+            .filter(|w| {
+                POSSESSIVES.contains(&w[0].lower.as_str())
+                    && OWNED_GROUPS.contains(&w[1].stem.as_str())
+            })
+            .map(|w| w[1].stem.clone()),
+    );
+    found
+}
+
+fn periods(text: &Text) -> BTreeSet<String> {
+    let mut found: BTreeSet<String> = text
+        .words
+        .windows(2)
+        .filter(|w| {
+            PERIOD_MARKERS.contains(&w[0].lower.as_str())
+                && PERIOD_UNITS.contains(&w[1].stem.as_str())
+        })
+        .map(|w| format!("{} {}", canonical_marker(&w[0].lower), w[1].stem))
+        .collect();
+    found.extend(
+        text.words
+            .iter()
+            .filter(|w| RELATIVE_DAYS.contains(&w.lower.as_str()))
+            .map(|w| canonical_marker(&w.lower).to_string()),
+    );
+    found
+}
+
+fn canonical_marker(marker: &str) -> &str {
+    match marker {
+        "previous" | "past" => "last",
+        "coming" | "upcoming" => "next",
+        "current" => "this",
+        other => other,
+    }
+}
+
+/// "every evening" is a habit, not "all of them": a universal before a unit of time is not one.
+fn universal(text: &Text) -> bool {
+    text.words.iter().enumerate().any(|(i, w)| {
+        UNIVERSALS.contains(&w.lower.as_str())
+            && !text.words.get(i + 1).is_some_and(|n| {
+                [n.lower.as_str(), n.stem.as_str()]
+                    .iter()
+                    .any(|w| PERIOD_UNITS.contains(w) || TIMES_OF_DAY.contains(w))
+            })
+    })
+}
+
+const TIMES_OF_DAY: &[&str] = &[
+    "morning",
+    "evening",
+    "afternoon",
+    "night",
+    "weekday",
+    "hour",
+    "minute",
+];
+
+/// Conflict when the texts are about different owners (both say whose), different people,
+/// different periods, or one is about everything and the other is not.
+pub fn differ(a: &Text, b: &Text) -> bool {
+    let (oa, ob) = (owners(a), owners(b));
+    (!oa.is_empty() && !ob.is_empty() && oa != ob)
+        || beneficiaries(a) != beneficiaries(b)
+        || periods(a) != periods(b)
+        || universal(a) != universal(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(a: &str, b: &str) -> bool {
+        differ(&Text::new(a), &Text::new(b))
+    }
+
+    #[test]
+    fn changed_scope_conflicts() {
+        assert!(d(
+            "How do I close my account?",
+            "How do I close my son's account?"
+        ));
+        assert!(d("Show my expenses", "Show their expenses"));
+        assert!(d(
+            "What was our revenue this year?",
+            "What was our revenue last year?"
+        ));
+        assert!(d("How do I delete a photo?", "How do I delete all photos?"));
+        assert!(d("Is the pool open today?", "Is the pool open tomorrow?"));
+        assert!(d("Can I bring my dog?", "Can I bring my kids?"));
+    }
+
+    #[test]
+    fn kept_scope_does_not() {
+        assert!(!d(
+            "How do I close my account?",
+            "How can I close my account"
+        ));
+        assert!(!d(
+            "How do I reset my password?",
+            "How do you reset your password?"
+        ));
+        assert!(!d(
+            "What was revenue last year?",
+            "What was the revenue in the previous year?"
+        ));
+        assert!(!d("Delete all my photos", "Remove every photo of mine"));
+        assert!(!d(
+            "Why is my Wi-Fi slow in the evenings?",
+            "Why does my wifi slow down every evening?"
+        ));
+        assert!(!d(
+            "How many vacation days do new employees get?",
+            "What's the leave allowance for new employees?"
+        ));
+    }
+
+    #[test]
+    fn owned_groups_change_the_scope() {
+        assert!(d(
+            "How many vacation days do I have left?",
+            "How many vacation days does my team have left?"
+        ));
+        assert!(!d(
+            "How do I contact customer support?",
+            "How do I reach support?"
+        ));
+    }
+}

@@ -1,0 +1,309 @@
+//! A text cut into words once, for all guard families to read.
+
+/// One word of a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Word {
+    /// Lower-cased, apostrophes dropped ("don't" became "do" + "not").
+    pub lower: String,
+    /// `lower` without a common inflection ("closed" → "close", "bans" → "ban").
+    pub stem: String,
+    /// Written like a name: capitalised away from the start of a sentence, an inner capital
+    /// ("iPhone"), or an acronym ("AWS").
+    pub name_like: bool,
+}
+
+/// The words of a text, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Text {
+    pub words: Vec<Word>,
+}
+
+impl Text {
+    pub fn new(text: &str) -> Self {
+        let mut words = Vec::new();
+        let mut sentence_start = true;
+        for raw in canonical_times(split_tokens(text)) {
+            if raw == "." || raw == "!" || raw == "?" || raw == ":" || raw == "\n" {
+                sentence_start = true;
+                continue;
+            }
+            for (lower, original) in expand_contraction(&raw) {
+                let name_like = looks_like_name(&original, sentence_start);
+                words.push(Word {
+                    stem: stem(&lower),
+                    lower,
+                    name_like,
+                });
+            }
+            sentence_start = false;
+        }
+        Self { words }
+    }
+
+    pub fn has(&self, lower: &str) -> bool {
+        self.words.iter().any(|w| w.lower == lower)
+    }
+
+    pub fn has_stem(&self, stem: &str) -> bool {
+        self.words.iter().any(|w| w.stem == stem)
+    }
+
+    /// Adjacent words joined by a space, for two-word cues ("last year").
+    pub fn bigrams(&self) -> impl Iterator<Item = String> + '_ {
+        self.words
+            .windows(2)
+            .map(|w| format!("{} {}", w[0].lower, w[1].lower))
+    }
+}
+
+/// Currency and percent signs: tokens of their own, read by the quantities family.
+const SYMBOLS: &[char] = &['$', '€', '£', '¥', '%'];
+
+/// Words, numbers (with their decimal point) and sentence punctuation, in order.
+fn split_tokens(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        // "3.50", "3,50" and "21:00" stay one token, and so does "km/h".
+        let inner_point = (matches!(c, '.' | ',' | ':')
+            && current.chars().last().is_some_and(|p| p.is_ascii_digit())
+            && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit()))
+            || (c == '/'
+                && current.chars().last().is_some_and(|p| p.is_alphabetic())
+                && chars.get(i + 1).is_some_and(|n| n.is_alphabetic()));
+        let apostrophe = (c == '\'' || c == '’') && !current.is_empty();
+        // "Wi-Fi" and "e-mail" are one word, written without the hyphen.
+        let joining_hyphen = c == '-'
+            && current.chars().last().is_some_and(|p| p.is_alphabetic())
+            && chars.get(i + 1).is_some_and(|n| n.is_alphabetic());
+        if joining_hyphen {
+            continue;
+        }
+        if SYMBOLS.contains(&c) {
+            flush(&mut current, &mut tokens);
+            tokens.push(c.to_string());
+        } else if c.is_alphanumeric() || inner_point || apostrophe {
+            current.push(match c {
+                ',' => '.',
+                '’' => '\'',
+                other => other,
+            });
+        } else {
+            flush(&mut current, &mut tokens);
+            if matches!(c, '.' | '!' | '?' | ':' | '\n') {
+                tokens.push(c.to_string());
+            }
+        }
+    }
+    flush(&mut current, &mut tokens);
+    tokens
+}
+
+fn flush(current: &mut String, tokens: &mut Vec<String>) {
+    let word = current.trim_end_matches('\'');
+    if !word.is_empty() {
+        tokens.push(word.to_string());
+    }
+    current.clear();
+}
+
+/// Clock times in one spelling: "9pm", "9 pm", "9:00 p.m." and "21:00" all become "21:00".
+fn canonical_times(tokens: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = tokens[i].to_lowercase();
+        let next = tokens.get(i + 1).map(|t| t.to_lowercase());
+        let (clock, suffix) = match token
+            .strip_suffix("am")
+            .or_else(|| token.strip_suffix("pm"))
+        {
+            Some(clock) if !clock.is_empty() => {
+                (clock.to_string(), Some(token[clock.len()..].to_string()))
+            }
+            _ => (token.clone(), None),
+        };
+        let separate_suffix = suffix.is_none() && matches!(next.as_deref(), Some("am" | "pm"));
+        let suffix = suffix.or_else(|| separate_suffix.then(|| next.clone().unwrap_or_default()));
+        match parse_clock(&clock) {
+            Some((hour, minute)) if suffix.is_some() || clock.contains(':') => {
+                let hour = match suffix.as_deref() {
+                    Some("pm") if hour < 12 => hour + 12,
+                    Some("am") if hour == 12 => 0,
+                    _ => hour,
+                };
+                out.push(format!("{hour:02}:{minute:02}"));
+                i += if separate_suffix { 2 } else { 1 };
+            }
+            _ => {
+                out.push(tokens[i].clone());
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn parse_clock(text: &str) -> Option<(u32, u32)> {
+    let (hour, minute) = match text.split_once(':') {
+        Some((h, m)) => (h.parse().ok()?, m.parse().ok()?),
+        None => (text.parse().ok()?, 0),
+    };
+    (hour <= 24 && minute < 60).then_some((hour, minute))
+}
+
+/// "don't" → do + not, "can't"/"cannot" → can + not, "won't" → will + not, "it's" → it.
+fn expand_contraction(raw: &str) -> Vec<(String, String)> {
+    let lower = raw.to_lowercase();
+    let pair = |a: &str, b: &str| {
+        vec![
+            (a.to_string(), a.to_string()),
+            (b.to_string(), b.to_string()),
+        ]
+    };
+    match lower.as_str() {
+        "cannot" | "can't" => return pair("can", "not"),
+        "won't" => return pair("will", "not"),
+        "shan't" => return pair("shall", "not"),
+        _ => {}
+    }
+    if let Some(base) = lower.strip_suffix("n't") {
+        let original = &raw[..base.len()];
+        return vec![
+            (base.to_string(), original.to_string()),
+            ("not".into(), "not".into()),
+        ];
+    }
+    // Possessives and short forms: "company's" → company, "it's" → it, "I'm" → i.
+    match lower.find('\'') {
+        Some(at) => vec![(lower[..at].to_string(), raw[..at].to_string())],
+        None => vec![(lower, raw.to_string())],
+    }
+}
+
+fn looks_like_name(original: &str, sentence_start: bool) -> bool {
+    let mut chars = original.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let rest: Vec<char> = chars.collect();
+    let letters = original.chars().filter(|c| c.is_alphabetic()).count();
+    let acronym = letters >= 2 && original.chars().all(|c| !c.is_lowercase());
+    let inner_capital =
+        rest.iter().any(|c| c.is_uppercase()) && rest.iter().any(|c| c.is_lowercase());
+    let capitalised = first.is_uppercase() && rest.iter().all(|c| !c.is_uppercase());
+    if original == "I" || original.chars().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    acronym || inner_capital || (capitalised && !sentence_start)
+}
+
+/// A light stemmer: enough for cue lists to match inflected forms, not a linguistic one.
+pub fn stem(word: &str) -> String {
+    let w = word;
+    let n = w.chars().count();
+    for (suffix, min_len, replacement) in [
+        ("ies", 5, "y"),
+        ("ing", 6, ""),
+        ("ed", 5, ""),
+        ("es", 5, ""),
+        ("s", 4, ""),
+    ] {
+        if n >= min_len && w.ends_with(suffix) && !w.ends_with("ss") {
+            let mut base = w[..w.len() - suffix.len()].to_string();
+            base.push_str(replacement);
+            // "closed" → "clos" → restore the silent e the cue lists use ("close").
+            if (suffix == "ed" || suffix == "ing" || suffix == "es") && needs_e(&base) {
+                base.push('e');
+            }
+            if suffix == "ed" || suffix == "ing" {
+                undouble(&mut base);
+            }
+            return base;
+        }
+    }
+    w.to_string()
+}
+
+/// Consonant-vowel-consonant endings that took an e before the suffix ("clos", "enabl", "allow" no).
+fn needs_e(base: &str) -> bool {
+    const E_ENDINGS: &[&str] = &[
+        "os", "bl", "at", "iv", "ov", "ur", "uc", "ag", "ir", "ar", "us", "ac", "od", "id",
+    ];
+    E_ENDINGS.iter().any(|e| base.ends_with(e)) && !base.ends_with("ss")
+}
+
+/// "stopp" → "stop", "plann" → "plan".
+fn undouble(base: &mut String) {
+    let bytes = base.as_bytes();
+    let n = bytes.len();
+    if n >= 3
+        && bytes[n - 1] == bytes[n - 2]
+        && !matches!(bytes[n - 1], b'l' | b's' | b'z' | b'e' | b'o')
+    {
+        base.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contractions_become_negations() {
+        let t = Text::new("I can't log in and it doesn't work, won't retry");
+        let words: Vec<&str> = t.words.iter().map(|w| w.lower.as_str()).collect();
+        assert_eq!(
+            words,
+            [
+                "i", "can", "not", "log", "in", "and", "it", "does", "not", "work", "will", "not",
+                "retry"
+            ]
+        );
+    }
+
+    #[test]
+    fn names_are_told_from_sentence_starts() {
+        let t = Text::new("Does the iPhone work in Paris? Yes. AWS too");
+        let names: Vec<&str> = t
+            .words
+            .iter()
+            .filter(|w| w.name_like)
+            .map(|w| w.lower.as_str())
+            .collect();
+        assert_eq!(names, ["iphone", "paris", "aws"]);
+    }
+
+    #[test]
+    fn stems_meet_the_cue_lists() {
+        assert_eq!(stem("closed"), "close");
+        assert_eq!(stem("enabled"), "enable");
+        assert_eq!(stem("allowed"), "allow");
+        assert_eq!(stem("stopping"), "stop");
+        assert_eq!(stem("bans"), "ban");
+        assert_eq!(stem("policies"), "policy");
+        assert_eq!(stem("class"), "class");
+    }
+
+    #[test]
+    fn clock_times_have_one_spelling() {
+        let times =
+            |s: &str| -> Vec<String> { Text::new(s).words.into_iter().map(|w| w.lower).collect() };
+        assert_eq!(times("at 9pm"), ["at", "21:00"]);
+        assert_eq!(times("at 9 PM"), ["at", "21:00"]);
+        assert_eq!(times("at 21:00"), ["at", "21:00"]);
+        assert_eq!(times("2:30pm or 12am"), ["14:30", "or", "00:00"]);
+        assert_eq!(times("I am 9 years old"), ["i", "am", "9", "years", "old"]);
+    }
+
+    #[test]
+    fn decimals_and_currency_symbols_are_tokens() {
+        let t = Text::new("Is $3.50 or 3,50 € (5%) enough?");
+        let words: Vec<&str> = t.words.iter().map(|w| w.lower.as_str()).collect();
+        assert_eq!(
+            words,
+            ["is", "$", "3.50", "or", "3.50", "€", "5", "%", "enough"]
+        );
+    }
+}

@@ -1,0 +1,1356 @@
+//! Load generator: drives a RUNNING sidecar over real gRPC and reports client-observed latency,
+//! throughput and hit rates (`cachet bench`).
+//!
+//! Each concurrency level is one run. Before it, the cache is warmed through `Store` with the
+//! "a" side of question pairs whose answer is the same; then `Lookup` requests (never
+//! `Complete`, so no upstream is needed) are sent from C tokio tasks sharing one channel:
+//!
+//! - exact: an "a" text that was just stored (expected: `hit_exact`);
+//! - paraphrase: the "b" text of such a pair (expected: `hit_semantic`, if the model and the
+//!   threshold agree that it asks the same thing);
+//! - new: a text never stored (expected: `miss`; a hit here is a false hit or a near-duplicate).
+//!
+//! Latency is what the client sees, from sending a request to holding the decoded response;
+//! the sidecar does not report its own time. On one machine, client and sidecar share the cores.
+//!
+//! `--fill N` instead stores N distinct entries (in a scope of their own) and stops; it is how
+//! a data folder with many entries is made for measuring start-up time.
+//!
+//! Stores (warm-up and fill) are sent `store_concurrency` at a time, 1 by default: with
+//! `storage.sync = always`, concurrent `Store` calls can deadlock sled 0.34 inside the sidecar
+//! (a flush holding sled's concurrency lock waits for a write that a queued transaction blocks).
+//! Every call has a client-side deadline, so a stuck sidecar is reported, not waited on forever.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+
+use crate::proto::cache_client::CacheClient;
+use crate::proto::{CacheStatus, LookupRequest, LookupResponse, Message, StoreRequest, TokenUsage};
+use crate::scope::normalise_for_exact;
+
+/// System prompt of the measured requests (part of their scope).
+const SYSTEM: &str = "You are a helpful assistant. Answer briefly.";
+/// System prompt of `--fill` entries: a scope of their own, so filling never turns a later
+/// run's "new" questions into exact hits.
+const FILL_SYSTEM: &str = "You are a helpful assistant. Answer briefly. (cachet bench fill)";
+const ANSWER: &str = "This is a stored answer written by `cachet bench`. It stands for a model's \
+answer of a few sentences: long enough to be realistic on the wire, short enough not to matter.";
+const USAGE: TokenUsage = TokenUsage {
+    prompt_tokens: 40,
+    completion_tokens: 120,
+    total_tokens: 160,
+};
+/// Longest a sidecar may take to report SERVING.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadgenError {
+    #[error("`{0}` is not a valid endpoint URI (e.g. http://127.0.0.1:50051)")]
+    Endpoint(String),
+    #[error("cannot reach the sidecar at {endpoint}: {source}")]
+    Connect {
+        endpoint: String,
+        source: tonic::transport::Error,
+    },
+    #[error("the sidecar at {0} did not become ready (health SERVING) within {1:?}")]
+    NotReady(String, Duration),
+    #[error("--mix `{text}`: {message}")]
+    Mix { text: String, message: String },
+    #[error("{0}")]
+    Settings(String),
+    #[error("cannot read the pairs file {path}: {source}")]
+    PairsIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("pairs file {path}, line {line}: {message}")]
+    PairsFormat {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("pairs file {path} has no usable {what}")]
+    PairsEmpty { path: PathBuf, what: &'static str },
+    #[error("{what} failed: {status}")]
+    Call { what: String, status: tonic::Status },
+    #[error(
+        "{what}: no answer within {after:?}; the sidecar may be stuck (check its log and health)"
+    )]
+    Timeout { what: String, after: Duration },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Shares of the three request kinds. Parsed from `exact=0.4,paraphrase=0.4,new=0.2`; missing
+/// kinds are 0; the shares are scaled to add up to 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Mix {
+    pub exact: f64,
+    pub paraphrase: f64,
+    pub new: f64,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Self {
+            exact: 0.4,
+            paraphrase: 0.4,
+            new: 0.2,
+        }
+    }
+}
+
+impl FromStr for Mix {
+    type Err = LoadgenError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let fail = |message: String| LoadgenError::Mix {
+            text: text.to_string(),
+            message,
+        };
+        let mut mix = Self {
+            exact: 0.0,
+            paraphrase: 0.0,
+            new: 0.0,
+        };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| fail(format!("`{part}` is not kind=share")))?;
+            let value: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| fail(format!("`{}` is not a number", value.trim())))?;
+            if !value.is_finite() || value < 0.0 {
+                return Err(fail(format!("the share of `{key}` must be 0 or more")));
+            }
+            match key.trim() {
+                "exact" => mix.exact = value,
+                "paraphrase" => mix.paraphrase = value,
+                "new" => mix.new = value,
+                other => {
+                    return Err(fail(format!(
+                        "unknown kind `{other}`; the kinds are exact, paraphrase and new"
+                    )))
+                }
+            }
+        }
+        let total = mix.exact + mix.paraphrase + mix.new;
+        if total <= 0.0 {
+            return Err(fail("the shares add up to 0".into()));
+        }
+        Ok(Self {
+            exact: mix.exact / total,
+            paraphrase: mix.paraphrase / total,
+            new: mix.new / total,
+        })
+    }
+}
+
+impl std::fmt::Display for Mix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exact={:.2},paraphrase={:.2},new={:.2}",
+            self.exact, self.paraphrase, self.new
+        )
+    }
+}
+
+/// What `cachet bench` was asked to do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub endpoint: String,
+    pub tenant: String,
+    pub model: String,
+    /// One measured run per level.
+    pub concurrency: Vec<usize>,
+    /// Lookups per run.
+    pub requests: usize,
+    /// Gzipped JSONL of labelled pairs; `None` for the built-in generated questions.
+    pub pairs: Option<PathBuf>,
+    pub mix: Mix,
+    /// `Store` calls in flight at once while warming up and filling.
+    pub store_concurrency: usize,
+    /// Client-side deadline of every call.
+    pub timeout: Duration,
+}
+
+impl Settings {
+    fn check(&self) -> Result<(), LoadgenError> {
+        if self.concurrency.is_empty() || self.concurrency.contains(&0) {
+            return Err(LoadgenError::Settings(
+                "--concurrency needs one or more levels of at least 1 (e.g. 1,8,64)".into(),
+            ));
+        }
+        if self.store_concurrency == 0 {
+            return Err(LoadgenError::Settings(
+                "--store-concurrency must be at least 1".into(),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(LoadgenError::Settings(
+                "--timeout-secs must be at least 1".into(),
+            ));
+        }
+        if self.requests == 0 {
+            return Err(LoadgenError::Settings(
+                "--requests must be at least 1".into(),
+            ));
+        }
+        if self.tenant.trim().is_empty() || self.model.trim().is_empty() {
+            return Err(LoadgenError::Settings(
+                "--tenant and --model must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a request is meant to test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Exact,
+    Paraphrase,
+    New,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Exact, Kind::Paraphrase, Kind::New];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Paraphrase => "paraphrase",
+            Self::New => "new",
+        }
+    }
+}
+
+/// Question texts to draw requests from.
+struct Workload {
+    /// (stored text, a text with the same answer), shuffled.
+    pairs: Vec<(String, String)>,
+    /// Texts that no run ever stores, shuffled.
+    fresh: Vec<String>,
+    /// Every other distinct text, for `--fill`.
+    extra: Vec<String>,
+    source: String,
+}
+
+/// Deterministic xorshift64* generator: every run of the tool sends the same workload.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = (self.next() % (i as u64 + 1)) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PairLine {
+    a: String,
+    b: String,
+    same_answer: bool,
+}
+
+impl Workload {
+    fn load(pairs: Option<&Path>) -> Result<Self, LoadgenError> {
+        let mut workload = match pairs {
+            Some(path) => Self::from_file(path)?,
+            None => Self::generated(),
+        };
+        let mut rng = Rng(0x00C0_FFEE_D00D_F00D);
+        rng.shuffle(&mut workload.pairs);
+        rng.shuffle(&mut workload.fresh);
+        Ok(workload)
+    }
+
+    /// Reads `{"a", "b", "same_answer", ...}` lines from a gzipped JSONL file.
+    fn from_file(path: &Path) -> Result<Self, LoadgenError> {
+        let io = |source| LoadgenError::PairsIo {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
+        let (mut same, mut other) = (Vec::new(), Vec::new());
+        for (number, line) in reader.lines().enumerate() {
+            let line = line.map_err(io)?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let pair: PairLine =
+                serde_json::from_str(&line).map_err(|e| LoadgenError::PairsFormat {
+                    path: path.to_path_buf(),
+                    line: number + 1,
+                    message: e.to_string(),
+                })?;
+            if pair.a.trim().is_empty() || pair.b.trim().is_empty() {
+                continue;
+            }
+            if pair.same_answer {
+                same.push((pair.a, pair.b));
+            } else {
+                other.push((pair.a, pair.b));
+            }
+        }
+        let workload = Self::from_pairs(same, other, format!("pairs file {}", path.display()));
+        if workload.pairs.is_empty() {
+            return Err(LoadgenError::PairsEmpty {
+                path: path.to_path_buf(),
+                what: "pairs with same_answer = true and two different texts",
+            });
+        }
+        if workload.fresh.is_empty() {
+            return Err(LoadgenError::PairsEmpty {
+                path: path.to_path_buf(),
+                what: "never-stored texts (the \"b\" side of pairs with same_answer = false)",
+            });
+        }
+        Ok(workload)
+    }
+
+    /// Keeps pairs whose texts differ after exact-match normalisation (else a "paraphrase"
+    /// would be an exact hit), one pair per stored text; new texts are "b" sides of not-same
+    /// pairs that are never stored.
+    fn from_pairs(
+        same: Vec<(String, String)>,
+        other: Vec<(String, String)>,
+        source: String,
+    ) -> Self {
+        let mut stored = HashSet::new();
+        let mut pairs = Vec::new();
+        let mut leftover = Vec::new();
+        for (a, b) in same {
+            let key = normalise_for_exact(&a);
+            if key != normalise_for_exact(&b) && stored.insert(key) {
+                pairs.push((a, b));
+            } else {
+                leftover.push(b);
+            }
+        }
+        let mut seen = HashSet::new();
+        let mut fresh = Vec::new();
+        for (a, b) in other {
+            let key = normalise_for_exact(&b);
+            if !stored.contains(&key) && seen.insert(key) {
+                fresh.push(b);
+            }
+            leftover.push(a);
+        }
+        let paraphrases: HashSet<String> =
+            pairs.iter().map(|(_, b)| normalise_for_exact(b)).collect();
+        let extra = leftover
+            .into_iter()
+            .filter(|t| {
+                let key = normalise_for_exact(t);
+                !stored.contains(&key) && !paraphrases.contains(&key) && seen.insert(key)
+            })
+            .collect();
+        Self {
+            pairs,
+            fresh,
+            extra,
+            source,
+        }
+    }
+
+    /// Built-in questions: customer-support "how do I" questions with paraphrases, and
+    /// unrelated hobby questions as new ones. Synthetic, so hit rates here show the mechanics;
+    /// real traffic (`--pairs`) is what shows the model's judgement.
+    fn generated() -> Self {
+        const ACTIONS: &[&str] = &[
+            "change",
+            "reset",
+            "update",
+            "cancel",
+            "delete",
+            "recover",
+            "verify",
+            "view",
+            "download",
+            "transfer",
+            "edit",
+            "remove",
+            "renew",
+            "pause",
+            "restore",
+            "export",
+            "link",
+            "unlink",
+            "activate",
+            "deactivate",
+        ];
+        const OBJECTS: &[&str] = &[
+            "password",
+            "email address",
+            "shipping address",
+            "billing address",
+            "subscription",
+            "account",
+            "profile picture",
+            "phone number",
+            "payment method",
+            "credit card",
+            "gift card",
+            "wishlist",
+            "newsletter preferences",
+            "two-factor authentication",
+            "username",
+            "notification settings",
+            "loyalty points",
+            "order history",
+            "invoices",
+            "saved searches",
+            "privacy settings",
+            "language settings",
+            "delivery preferences",
+            "return request",
+            "support ticket",
+            "membership",
+            "store credit",
+            "security questions",
+            "login sessions",
+            "connected devices",
+            "display name",
+            "time zone",
+            "marketing emails",
+            "shopping cart",
+            "coupon code",
+            "tax information",
+            "business profile",
+            "team members",
+            "API key",
+            "data export",
+            "backup codes",
+            "recovery email",
+            "default currency",
+            "saved cards",
+            "pickup location",
+            "order notes",
+            "product reviews",
+            "price alerts",
+            "rewards card",
+            "home address",
+            "contact preferences",
+            "auto-renewal",
+            "trial plan",
+            "family plan",
+            "referral link",
+            "storage plan",
+            "text message alerts",
+            "account nickname",
+            "purchase receipts",
+            "stock alerts",
+        ];
+        const PLACES: &[&str] = &[
+            "in the mobile app",
+            "on the website",
+            "for my business account",
+            "from my tablet",
+        ];
+        const PARAPHRASES: &[(&str, &str)] = &[
+            ("How can I", "?"),
+            ("What are the steps to", "?"),
+            ("Is there a way to", "?"),
+            ("I want to", ". How do I do that?"),
+            ("Can you tell me how to", "?"),
+        ];
+        const STEMS: &[(&str, &str)] = &[
+            ("What is the best way to learn", "?"),
+            ("Which books would you recommend about", "?"),
+            ("Why is", " so hard for beginners?"),
+            ("What are common mistakes people make with", "?"),
+            ("How long does it take to get good at", "?"),
+            ("Is it worth taking up", " as an adult?"),
+            ("What do experts wish they had known earlier about", "?"),
+            ("Where can I find a community interested in", "?"),
+            ("What equipment do I need to start", "?"),
+            ("How do I stay motivated while practising", "?"),
+            ("What is the history of", "?"),
+            ("Can someone learn", " without a teacher?"),
+        ];
+        const TOPICS: &[&str] = &[
+            "playing the piano",
+            "oil painting",
+            "rock climbing",
+            "Spanish grammar",
+            "machine learning",
+            "organic chemistry",
+            "chess openings",
+            "woodworking",
+            "sourdough baking",
+            "public speaking",
+            "photography",
+            "calligraphy",
+            "astronomy",
+            "salsa dancing",
+            "knitting",
+            "sailing",
+            "jazz guitar",
+            "Japanese cooking",
+            "beekeeping",
+            "pottery",
+            "bird watching",
+            "marathon running",
+            "watercolour painting",
+            "Latin",
+            "statistics",
+            "creative writing",
+            "gardening",
+            "yoga",
+            "swimming",
+            "skiing",
+            "drawing portraits",
+            "film editing",
+            "music theory",
+            "philosophy",
+            "origami",
+            "fencing",
+            "archery",
+            "the cello",
+            "economics",
+            "Mandarin pronunciation",
+            "surfing",
+            "interior design",
+            "meditation",
+            "stand-up comedy",
+            "carpentry",
+            "embroidery",
+            "home brewing",
+            "kayaking",
+            "linear algebra",
+            "poetry",
+            "tennis",
+            "acting",
+            "scuba diving",
+            "ice skating",
+            "architecture history",
+            "graphic design",
+            "wine tasting",
+            "mountain biking",
+            "juggling",
+            "magic tricks",
+        ];
+        let mut pairs = Vec::new();
+        let mut extra = Vec::new();
+        for (i, action) in ACTIONS.iter().enumerate() {
+            for (j, object) in OBJECTS.iter().enumerate() {
+                for (k, place) in PLACES.iter().enumerate() {
+                    let a = format!("How do I {action} my {object} {place}?");
+                    let n = i + j + k;
+                    let (lead, tail) = PARAPHRASES[n % PARAPHRASES.len()];
+                    let b = format!("{lead} {action} my {object} {place}{tail}");
+                    // Another paraphrase, never sent: only `--fill` stores it.
+                    let (lead, tail) = PARAPHRASES[(n + 1) % PARAPHRASES.len()];
+                    extra.push(format!("{lead} {action} my {object} {place}{tail}"));
+                    pairs.push((a, b));
+                }
+            }
+        }
+        let fresh = STEMS
+            .iter()
+            .flat_map(|(lead, tail)| TOPICS.iter().map(move |t| format!("{lead} {t}{tail}")))
+            .collect();
+        Self {
+            pairs,
+            fresh,
+            extra,
+            source: "built-in generated questions (synthetic support questions with \
+                     template paraphrases; unrelated hobby questions as new ones)"
+                .into(),
+        }
+    }
+
+    /// Distinct texts for `--fill`: every text the workload has.
+    fn fill_texts(&self, n: usize) -> Vec<String> {
+        let pool: Vec<&String> = self
+            .pairs
+            .iter()
+            .flat_map(|(a, b)| [a, b])
+            .chain(&self.fresh)
+            .chain(&self.extra)
+            .collect();
+        let mut seen = HashSet::new();
+        let pool: Vec<&String> = pool
+            .into_iter()
+            .filter(|t| seen.insert(normalise_for_exact(t)))
+            .collect();
+        (0..n)
+            .map(|i| {
+                let text = pool[i % pool.len()];
+                match i / pool.len() {
+                    0 => text.clone(),
+                    round => format!("{text} (variant {round})"),
+                }
+            })
+            .collect()
+    }
+}
+
+fn chat(system: &str, text: &str) -> Vec<Message> {
+    vec![
+        Message {
+            role: "system".into(),
+            content: system.into(),
+        },
+        Message {
+            role: "user".into(),
+            content: text.into(),
+        },
+    ]
+}
+
+fn store_request(settings: &Settings, system: &str, text: &str) -> StoreRequest {
+    StoreRequest {
+        tenant: settings.tenant.clone(),
+        model: settings.model.clone(),
+        messages: chat(system, text),
+        answer: ANSWER.into(),
+        usage: Some(USAGE),
+        ..Default::default()
+    }
+}
+
+fn lookup_request(settings: &Settings, text: &str) -> LookupRequest {
+    LookupRequest {
+        tenant: settings.tenant.clone(),
+        model: settings.model.clone(),
+        messages: chat(SYSTEM, text),
+        ..Default::default()
+    }
+}
+
+/// Percentiles of one set of latencies, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Latency {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+impl Latency {
+    fn of(mut samples: Vec<Duration>) -> Self {
+        if samples.is_empty() {
+            return Self::default();
+        }
+        samples.sort_unstable();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        // Nearest rank: the smallest sample with at least p of all samples at or below it.
+        let rank = |p: f64| {
+            let index = (p * samples.len() as f64).ceil() as usize;
+            ms(samples[index.clamp(1, samples.len()) - 1])
+        };
+        Self {
+            count: samples.len(),
+            p50_ms: rank(0.50),
+            p99_ms: rank(0.99),
+            max_ms: ms(*samples.last().expect("not empty")),
+            mean_ms: samples.iter().map(|d| ms(*d)).sum::<f64>() / samples.len() as f64,
+        }
+    }
+}
+
+/// What the requests of one intended kind got back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcomes {
+    pub kind: Kind,
+    pub sent: usize,
+    pub hit_exact: usize,
+    pub hit_semantic: usize,
+    pub miss: usize,
+    pub other: usize,
+    pub errors: usize,
+    /// (hit_exact + hit_semantic) / sent.
+    pub hit_rate: f64,
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub concurrency: usize,
+    pub requests: usize,
+    /// Entries stored through `Store` before the run, and how long that took.
+    pub warmed_entries: usize,
+    pub warm_secs: f64,
+    /// Load averages just before the measured part (other processes on the machine show here).
+    pub load_average_before: Option<String>,
+    pub wall_secs: f64,
+    pub throughput_rps: f64,
+    /// By the status the sidecar returned.
+    pub exact: Latency,
+    pub semantic: Latency,
+    pub miss: Latency,
+    pub all: Latency,
+    pub errors: usize,
+    pub first_error: Option<String>,
+    /// By what each request was meant to test.
+    pub intended: Vec<Outcomes>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub os: &'static str,
+    pub arch: &'static str,
+    /// 1, 5 and 15 minute load averages when the tool started (Linux), to show other load.
+    pub load_average: Option<String>,
+}
+
+impl Machine {
+    fn this() -> Self {
+        Self {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+            load_average: load_average(),
+        }
+    }
+}
+
+/// The 1, 5 and 15 minute load averages, where the system reports them.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// Everything `cachet bench` measured, as written by `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub settings: Settings,
+    pub workload: String,
+    pub latency_note: &'static str,
+    /// Client-side prost encode + decode of one Lookup request and response, in microseconds.
+    pub client_codec_us: f64,
+    pub runs: Vec<RunReport>,
+}
+
+/// What `--fill` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FillReport {
+    pub machine: Machine,
+    pub endpoint: String,
+    pub tenant: String,
+    pub model: String,
+    pub entries: usize,
+    pub replaced: usize,
+    pub concurrency: usize,
+    pub secs: f64,
+    pub stores_per_sec: f64,
+}
+
+const LATENCY_NOTE: &str = "client-observed end-to-end latency (request sent to response \
+decoded) over one gRPC channel on loopback; the sidecar does not report its own time";
+
+async fn connect(endpoint: &str) -> Result<Channel, LoadgenError> {
+    let channel = Channel::from_shared(endpoint.to_string())
+        .map_err(|_| LoadgenError::Endpoint(endpoint.to_string()))?
+        .connect()
+        .await
+        .map_err(|source| LoadgenError::Connect {
+            endpoint: endpoint.to_string(),
+            source,
+        })?;
+    crate::demo::wait_until_serving(channel.clone(), READY_TIMEOUT)
+        .await
+        .map_err(|waited| LoadgenError::NotReady(endpoint.to_string(), waited))?;
+    Ok(channel)
+}
+
+/// Sends `requests` through `Store` from `concurrency` tasks; stops at the first failure.
+/// Returns how many replaced an existing entry.
+async fn store_all(
+    client: &CacheClient<Channel>,
+    requests: Vec<StoreRequest>,
+    concurrency: usize,
+    timeout: Duration,
+    what: &str,
+) -> Result<usize, LoadgenError> {
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let (mut client, requests, next) =
+                (client.clone(), Arc::clone(&requests), Arc::clone(&next));
+            tokio::spawn(async move {
+                let mut replaced = 0;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(request) = requests.get(i) else {
+                        return Ok(replaced);
+                    };
+                    let response = tokio::time::timeout(timeout, client.store(request.clone()))
+                        .await
+                        .map_err(|_| None)?
+                        .map_err(Some)?;
+                    replaced += usize::from(response.into_inner().replaced);
+                }
+            })
+        })
+        .collect();
+    let mut replaced = 0;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(n)) => replaced += n,
+            Ok(Err(Some(status))) => {
+                return Err(LoadgenError::Call {
+                    what: what.to_string(),
+                    status,
+                })
+            }
+            Ok(Err(None)) => {
+                return Err(LoadgenError::Timeout {
+                    what: what.to_string(),
+                    after: timeout,
+                })
+            }
+            Err(join) => {
+                return Err(LoadgenError::Call {
+                    what: what.to_string(),
+                    status: tonic::Status::internal(join.to_string()),
+                })
+            }
+        }
+    }
+    Ok(replaced)
+}
+
+/// One lookup as sent and as answered.
+struct Sample {
+    kind: Kind,
+    latency: Duration,
+    result: Result<CacheStatus, tonic::Status>,
+}
+
+async fn lookup_all(
+    client: &CacheClient<Channel>,
+    planned: Vec<(Kind, LookupRequest)>,
+    concurrency: usize,
+    timeout: Duration,
+) -> (Vec<Sample>, Duration) {
+    let planned = Arc::new(planned);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (mut client, planned, next) =
+                (client.clone(), Arc::clone(&planned), Arc::clone(&next));
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((kind, request)) = planned.get(i) else {
+                        return samples;
+                    };
+                    let request = request.clone();
+                    let sent = Instant::now();
+                    let result = tokio::time::timeout(timeout, client.lookup(request))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(tonic::Status::deadline_exceeded(format!(
+                                "no answer within {timeout:?} (client-side deadline)"
+                            )))
+                        });
+                    let latency = sent.elapsed();
+                    samples.push(Sample {
+                        kind: *kind,
+                        latency,
+                        result: result.map(|r| r.into_inner().status()),
+                    });
+                }
+            })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(planned.len());
+    for task in tasks {
+        samples.extend(task.await.expect("lookup task panicked"));
+    }
+    (samples, started.elapsed())
+}
+
+/// How many requests of each kind a run of `total` sends.
+fn split(total: usize, mix: Mix) -> [usize; 3] {
+    let exact = ((total as f64 * mix.exact).round() as usize).min(total);
+    let paraphrase = ((total as f64 * mix.paraphrase).round() as usize).min(total - exact);
+    let new = if mix.new > 0.0 {
+        total - exact - paraphrase
+    } else {
+        0
+    };
+    // Without new requests, rounding leftovers go to the larger of the other two.
+    let leftover = total - exact - paraphrase - new;
+    if mix.exact >= mix.paraphrase {
+        [exact + leftover, paraphrase, new]
+    } else {
+        [exact, paraphrase + leftover, new]
+    }
+}
+
+/// Warms the cache and measures one run at `concurrency`.
+async fn run_level(
+    client: &CacheClient<Channel>,
+    settings: &Settings,
+    workload: &Workload,
+    round: usize,
+    concurrency: usize,
+) -> Result<RunReport, LoadgenError> {
+    let [n_exact, n_paraphrase, n_new] = split(settings.requests, settings.mix);
+    // Each run stores its own window of pairs (wrapping around a small set).
+    let width = n_exact.max(n_paraphrase).min(workload.pairs.len());
+    let warm: Vec<&(String, String)> = (0..width)
+        .map(|i| &workload.pairs[(round * width + i) % workload.pairs.len()])
+        .collect();
+    let warm_started = Instant::now();
+    if !warm.is_empty() {
+        let stores = warm
+            .iter()
+            .map(|(a, _)| store_request(settings, SYSTEM, a))
+            .collect();
+        store_all(
+            client,
+            stores,
+            settings.store_concurrency,
+            settings.timeout,
+            "warming up (Store)",
+        )
+        .await?;
+    }
+    let warm_secs = warm_started.elapsed().as_secs_f64();
+
+    let mut kinds: Vec<Kind> = std::iter::repeat_n(Kind::Exact, n_exact)
+        .chain(std::iter::repeat_n(Kind::Paraphrase, n_paraphrase))
+        .chain(std::iter::repeat_n(Kind::New, n_new))
+        .collect();
+    Rng(0x5EED ^ round as u64).shuffle(&mut kinds);
+    let mut used = [0usize; 3];
+    let planned: Vec<(Kind, LookupRequest)> = kinds
+        .into_iter()
+        .map(|kind| {
+            let slot = &mut used[kind as usize];
+            let text = match kind {
+                Kind::Exact => &warm[*slot % warm.len()].0,
+                Kind::Paraphrase => &warm[*slot % warm.len()].1,
+                Kind::New => &workload.fresh[(round * n_new + *slot) % workload.fresh.len()],
+            };
+            *slot += 1;
+            (kind, lookup_request(settings, text))
+        })
+        .collect();
+
+    let load_average_before = load_average();
+    let (samples, wall) = lookup_all(client, planned, concurrency, settings.timeout).await;
+    let mut report = summarise(samples, wall, concurrency, warm.len(), warm_secs);
+    report.load_average_before = load_average_before;
+    Ok(report)
+}
+
+fn summarise(
+    samples: Vec<Sample>,
+    wall: Duration,
+    concurrency: usize,
+    warmed_entries: usize,
+    warm_secs: f64,
+) -> RunReport {
+    let by_status = |wanted: CacheStatus| {
+        Latency::of(
+            samples
+                .iter()
+                .filter(|s| s.result.as_ref().is_ok_and(|status| *status == wanted))
+                .map(|s| s.latency)
+                .collect(),
+        )
+    };
+    let errors: Vec<&tonic::Status> = samples
+        .iter()
+        .filter_map(|s| s.result.as_ref().err())
+        .collect();
+    let intended = Kind::ALL
+        .iter()
+        .map(|&kind| {
+            let mine: Vec<&Sample> = samples.iter().filter(|s| s.kind == kind).collect();
+            let count = |wanted: CacheStatus| {
+                mine.iter()
+                    .filter(|s| s.result.as_ref().is_ok_and(|status| *status == wanted))
+                    .count()
+            };
+            let (hit_exact, hit_semantic, miss) = (
+                count(CacheStatus::HitExact),
+                count(CacheStatus::HitSemantic),
+                count(CacheStatus::Miss),
+            );
+            let errors = mine.iter().filter(|s| s.result.is_err()).count();
+            Outcomes {
+                kind,
+                sent: mine.len(),
+                hit_exact,
+                hit_semantic,
+                miss,
+                other: mine.len() - hit_exact - hit_semantic - miss - errors,
+                errors,
+                hit_rate: (hit_exact + hit_semantic) as f64 / mine.len().max(1) as f64,
+            }
+        })
+        .collect();
+    RunReport {
+        concurrency,
+        requests: samples.len(),
+        warmed_entries,
+        warm_secs,
+        load_average_before: None,
+        wall_secs: wall.as_secs_f64(),
+        throughput_rps: samples.len() as f64 / wall.as_secs_f64().max(1e-9),
+        exact: by_status(CacheStatus::HitExact),
+        semantic: by_status(CacheStatus::HitSemantic),
+        miss: by_status(CacheStatus::Miss),
+        all: Latency::of(samples.iter().map(|s| s.latency).collect()),
+        errors: errors.len(),
+        first_error: errors
+            .first()
+            .map(|e| format!("{:?}: {}", e.code(), e.message())),
+        intended,
+    }
+}
+
+/// Mean time of a prost encode + decode of one typical Lookup request and response: the
+/// client's own share of each latency, apart from the network and the sidecar.
+fn client_codec_micros(settings: &Settings) -> f64 {
+    use prost::Message as _;
+    const ROUNDS: u32 = 20_000;
+    let request = lookup_request(
+        settings,
+        "How do I change the shipping address on an order that has not shipped yet?",
+    );
+    let response = LookupResponse {
+        hit: true,
+        similarity: 0.93,
+        answer: ANSWER.into(),
+        entry_id: "00000000000004d2".into(),
+        status: CacheStatus::HitSemantic.into(),
+        usage: Some(USAGE),
+        tokens_saved: USAGE.total_tokens,
+        model: settings.model.clone(),
+        ..Default::default()
+    };
+    let mut buf = Vec::with_capacity(1024);
+    let started = Instant::now();
+    for _ in 0..ROUNDS {
+        buf.clear();
+        request.encode(&mut buf).expect("vec grows");
+        let r = LookupRequest::decode(buf.as_slice()).expect("round trip");
+        std::hint::black_box(r);
+        buf.clear();
+        response.encode(&mut buf).expect("vec grows");
+        let r = LookupResponse::decode(buf.as_slice()).expect("round trip");
+        std::hint::black_box(r);
+    }
+    started.elapsed().as_secs_f64() * 1e6 / f64::from(ROUNDS)
+}
+
+fn header(settings: &Settings, machine: &Machine, workload: &Workload) -> String {
+    let mut out = String::new();
+    let levels: Vec<String> = settings.concurrency.iter().map(|c| c.to_string()).collect();
+    let _ = writeln!(out, "\ncachet bench: Lookup load over gRPC");
+    let _ = writeln!(
+        out,
+        "machine:  {} cores (available_parallelism), {}/{}; client and sidecar share them; load average {}",
+        machine.cores,
+        machine.os,
+        machine.arch,
+        machine.load_average.as_deref().unwrap_or("unknown")
+    );
+    let _ = writeln!(
+        out,
+        "sidecar:  {}  tenant `{}`  model `{}`",
+        settings.endpoint, settings.tenant, settings.model
+    );
+    let _ = writeln!(
+        out,
+        "runs:     {} lookups per level at concurrency {}; mix {}; warm-up Stores {} at a time; deadline {:?} a call",
+        settings.requests,
+        levels.join(", "),
+        settings.mix,
+        settings.store_concurrency,
+        settings.timeout
+    );
+    let _ = writeln!(
+        out,
+        "workload: {} ({} same-answer pairs, {} never-stored questions)",
+        workload.source,
+        workload.pairs.len(),
+        workload.fresh.len()
+    );
+    let _ = writeln!(out, "latency:  {LATENCY_NOTE}");
+    out
+}
+
+fn table(run: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nconcurrency {}: {} lookups in {:.2} s = {:.1} req/s  (warm-up: {} stores in {:.2} s; errors: {}; load average before: {})",
+        run.concurrency,
+        run.requests,
+        run.wall_secs,
+        run.throughput_rps,
+        run.warmed_entries,
+        run.warm_secs,
+        run.errors,
+        run.load_average_before.as_deref().unwrap_or("unknown")
+    );
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "returned status", "count", "p50 ms", "p99 ms", "max ms", "mean ms"
+    );
+    for (name, l) in [
+        ("hit_exact", &run.exact),
+        ("hit_semantic", &run.semantic),
+        ("miss", &run.miss),
+        ("all", &run.all),
+    ] {
+        let _ = writeln!(
+            out,
+            "  {:<22} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            name, l.count, l.p50_ms, l.p99_ms, l.max_ms, l.mean_ms
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {:<22} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "intended kind", "sent", "exact", "semantic", "miss", "hit rate"
+    );
+    for o in &run.intended {
+        let _ = writeln!(
+            out,
+            "  {:<22} {:>6} {:>9} {:>9} {:>9} {:>8.1}%",
+            o.kind.as_str(),
+            o.sent,
+            o.hit_exact,
+            o.hit_semantic,
+            o.miss,
+            100.0 * o.hit_rate
+        );
+    }
+    if let Some(err) = &run.first_error {
+        let _ = writeln!(out, "  first error: {err}");
+    }
+    out
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), LoadgenError> {
+    let text = serde_json::to_string_pretty(value).expect("reports serialise");
+    std::fs::write(path, text + "\n").map_err(|source| LoadgenError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Runs one measured run per concurrency level, printing each table as it completes.
+pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<Report, LoadgenError> {
+    settings.check()?;
+    let workload = Workload::load(settings.pairs.as_deref())?;
+    let machine = Machine::this();
+    let client_codec_us = client_codec_micros(settings);
+    let channel = connect(&settings.endpoint).await?;
+    let client = CacheClient::new(channel);
+    print!("{}", header(settings, &machine, &workload));
+    println!(
+        "client:   prost encode+decode of one Lookup request and response takes {client_codec_us:.2} µs (included in the latencies)"
+    );
+    let mut runs = Vec::new();
+    for (round, &concurrency) in settings.concurrency.iter().enumerate() {
+        let report = run_level(&client, settings, &workload, round, concurrency).await?;
+        print!("{}", table(&report));
+        runs.push(report);
+    }
+    let report = Report {
+        machine,
+        settings: settings.clone(),
+        workload: workload.source,
+        latency_note: LATENCY_NOTE,
+        client_codec_us,
+        runs,
+    };
+    if let Some(path) = json {
+        write_json(path, &report)?;
+        println!("\nwrote {}", path.display());
+    }
+    Ok(report)
+}
+
+/// Stores `entries` distinct entries through `Store` (in a scope of their own) and reports
+/// how long that took.
+pub async fn fill(
+    settings: &Settings,
+    entries: usize,
+    json: Option<&Path>,
+) -> Result<FillReport, LoadgenError> {
+    settings.check()?;
+    let workload = Workload::load(settings.pairs.as_deref())?;
+    let machine = Machine::this();
+    let concurrency = settings.store_concurrency;
+    let channel = connect(&settings.endpoint).await?;
+    let client = CacheClient::new(channel);
+    println!(
+        "\ncachet bench --fill: {entries} distinct entries through Store to {} (tenant `{}`, model `{}`), {concurrency} at a time; machine: {} cores, load average {}",
+        settings.endpoint,
+        settings.tenant,
+        settings.model,
+        machine.cores,
+        machine.load_average.as_deref().unwrap_or("unknown")
+    );
+    println!("texts: {}", workload.source);
+    let requests = workload
+        .fill_texts(entries)
+        .iter()
+        .map(|text| store_request(settings, FILL_SYSTEM, text))
+        .collect();
+    let started = Instant::now();
+    let replaced = store_all(
+        &client,
+        requests,
+        concurrency,
+        settings.timeout,
+        "filling (Store)",
+    )
+    .await?;
+    let secs = started.elapsed().as_secs_f64();
+    let report = FillReport {
+        machine,
+        endpoint: settings.endpoint.clone(),
+        tenant: settings.tenant.clone(),
+        model: settings.model.clone(),
+        entries,
+        replaced,
+        concurrency,
+        secs,
+        stores_per_sec: entries as f64 / secs.max(1e-9),
+    };
+    println!(
+        "stored {entries} entries in {secs:.2} s = {:.1} stores/s ({replaced} replaced an existing entry)",
+        report.stores_per_sec
+    );
+    if let Some(path) = json {
+        write_json(path, &report)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_parses_scales_and_refuses_nonsense() {
+        let mix: Mix = "exact=0.4,paraphrase=0.4,new=0.2".parse().unwrap();
+        assert_eq!(mix, Mix::default());
+        let mix: Mix = "exact=2, new=2".parse().unwrap();
+        assert_eq!((mix.exact, mix.paraphrase, mix.new), (0.5, 0.0, 0.5));
+        for bad in [
+            "",
+            "exact=-1",
+            "exact=x",
+            "exact",
+            "typo=1",
+            "exact=0,new=0",
+        ] {
+            assert!(bad.parse::<Mix>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn split_counts_add_up() {
+        for total in [1, 2, 3, 7, 500, 2000] {
+            for mix in [
+                "exact=1",
+                "paraphrase=1",
+                "new=1",
+                "exact=1,paraphrase=1",
+                "exact=0.4,paraphrase=0.4,new=0.2",
+            ] {
+                let parts = split(total, mix.parse().unwrap());
+                assert_eq!(parts.iter().sum::<usize>(), total, "{total} {mix}");
+            }
+        }
+        assert_eq!(split(500, Mix::default()), [200, 200, 100]);
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let samples = (1..=100).map(Duration::from_millis).collect();
+        let l = Latency::of(samples);
+        assert_eq!(
+            (l.count, l.p50_ms, l.p99_ms, l.max_ms),
+            (100, 50.0, 99.0, 100.0)
+        );
+        assert_eq!(Latency::of(Vec::new()).count, 0);
+    }
+
+    #[test]
+    fn new_questions_are_never_stored_texts() {
+        let w = Workload::from_pairs(
+            vec![
+                ("How do I X?".into(), "How can I X?".into()),
+                ("Same text".into(), " same  TEXT".into()),
+                ("how do i x?".into(), "Duplicate stored text".into()),
+            ],
+            vec![
+                ("q".into(), "How do I X?".into()),
+                ("r".into(), "Fresh one".into()),
+            ],
+            "test".into(),
+        );
+        assert_eq!(
+            w.pairs,
+            vec![("How do I X?".to_string(), "How can I X?".to_string())]
+        );
+        assert_eq!(w.fresh, vec!["Fresh one".to_string()]);
+        let generated = Workload::generated();
+        let stored: HashSet<String> = generated
+            .pairs
+            .iter()
+            .map(|(a, _)| normalise_for_exact(a))
+            .collect();
+        assert_eq!(stored.len(), generated.pairs.len());
+        assert!(generated
+            .fresh
+            .iter()
+            .all(|t| !stored.contains(&normalise_for_exact(t))));
+        let fill = generated.fill_texts(12_000);
+        let distinct: HashSet<String> = fill.iter().map(|t| normalise_for_exact(t)).collect();
+        assert_eq!(distinct.len(), 12_000);
+    }
+}
