@@ -111,16 +111,6 @@ fn status(err: CacheError) -> Status {
     Status::new(code, err.to_string())
 }
 
-/// The fields every cache request shares, as they arrive.
-struct Wire {
-    tenant: String,
-    model: String,
-    messages: Vec<proto::Message>,
-    params: Option<proto::SamplingParams>,
-    control: Option<proto::CacheControl>,
-    labels: Option<proto::Labels>,
-}
-
 fn messages(wire: Vec<proto::Message>) -> Result<Vec<ChatMessage>, Status> {
     wire.into_iter()
         .enumerate()
@@ -149,29 +139,35 @@ fn params(wire: Option<proto::SamplingParams>) -> SamplingParams {
     }
 }
 
-impl Wire {
-    fn into_request(self) -> Result<cache::Request, Status> {
-        let control = self.control.unwrap_or_default();
-        let labels = self.labels.unwrap_or_default();
-        Ok(cache::Request {
-            tenant: self.tenant,
-            model: self.model,
-            messages: messages(self.messages)?,
-            params: params(self.params),
-            control: Control {
-                bypass: control.bypass,
-                refresh: control.refresh,
-                no_store: control.no_store,
-                ttl_seconds: control.ttl_seconds,
-                min_similarity: control.min_similarity,
-            },
-            labels: Labels {
-                department: labels.department,
-                workflow: labels.workflow,
-                job_id: labels.job_id,
-            },
-        })
-    }
+/// A cache request from the fields every cache RPC carries, checked as far as the wire can be.
+fn to_request(
+    tenant: String,
+    model: String,
+    wire_messages: Vec<proto::Message>,
+    wire_params: Option<proto::SamplingParams>,
+    control: Option<proto::CacheControl>,
+    labels: Option<proto::Labels>,
+) -> Result<cache::Request, Status> {
+    let control = control.unwrap_or_default();
+    let labels = labels.unwrap_or_default();
+    Ok(cache::Request {
+        tenant,
+        model,
+        messages: messages(wire_messages)?,
+        params: params(wire_params),
+        control: Control {
+            bypass: control.bypass,
+            refresh: control.refresh,
+            no_store: control.no_store,
+            ttl_seconds: control.ttl_seconds,
+            min_similarity: control.min_similarity,
+        },
+        labels: Labels {
+            department: labels.department,
+            workflow: labels.workflow,
+            job_id: labels.job_id,
+        },
+    })
 }
 
 fn wire_status(status: cache::Status) -> proto::CacheStatus {
@@ -255,15 +251,14 @@ impl CacheApi for CacheService {
         let span = tracing::info_span!("Lookup", tenant = %r.tenant, model = %r.model);
         async move {
             let cache = self.0.ready()?;
-            let request = Wire {
-                tenant: r.tenant,
-                model: r.model,
-                messages: r.messages,
-                params: r.params,
-                control: r.cache_control,
-                labels: r.labels,
-            }
-            .into_request()?;
+            let request = to_request(
+                r.tenant,
+                r.model,
+                r.messages,
+                r.params,
+                r.cache_control,
+                r.labels,
+            )?;
             let lookup = cache.lookup(&request).await.map_err(status)?;
             let response = match lookup.hit {
                 Some(hit) => proto::LookupResponse {
@@ -299,15 +294,14 @@ impl CacheApi for CacheService {
         async move {
             let cache = self.0.ready()?;
             let usage = r.usage.unwrap_or_default();
-            let request = Wire {
-                tenant: r.tenant,
-                model: r.model,
-                messages: r.messages,
-                params: r.params,
-                control: r.cache_control,
-                labels: r.labels,
-            }
-            .into_request()?;
+            let request = to_request(
+                r.tenant,
+                r.model,
+                r.messages,
+                r.params,
+                r.cache_control,
+                r.labels,
+            )?;
             let usage = Usage {
                 prompt_tokens: usage.prompt_tokens,
                 completion_tokens: usage.completion_tokens,
@@ -338,15 +332,14 @@ impl CacheApi for CacheService {
         let span = tracing::info_span!("Complete", tenant = %r.tenant, model = %r.model);
         async move {
             let cache = self.0.ready()?;
-            let request = Wire {
-                tenant: r.tenant,
-                model: r.model,
-                messages: r.messages,
-                params: r.params,
-                control: r.cache_control,
-                labels: r.labels,
-            }
-            .into_request()?;
+            let request = to_request(
+                r.tenant,
+                r.model,
+                r.messages,
+                r.params,
+                r.cache_control,
+                r.labels,
+            )?;
             let answer = cache.complete(&request).await.map_err(status)?;
             Ok(Response::new(proto::CompleteResponse {
                 answer: answer.text,

@@ -11,9 +11,9 @@ use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn miss_then_exact_hit_saves_the_tokens_of_the_first_call() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = simulator().await;
-    let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
+    let Fixture {
+        upstream, sidecar, ..
+    } = &Fixture::start().await;
     let mut client = sidecar.client().await;
 
     let first = client
@@ -48,9 +48,9 @@ async fn miss_then_exact_hit_saves_the_tokens_of_the_first_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paraphrase_hits_and_unrelated_question_misses() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = simulator().await;
-    let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
+    let Fixture {
+        upstream, sidecar, ..
+    } = &Fixture::start().await;
     let mut client = sidecar.client().await;
 
     let first = client
@@ -93,9 +93,9 @@ async fn paraphrase_hits_and_unrelated_question_misses() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_never_cross_tenant_model_system_prompt_or_parameters() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = simulator().await;
-    let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
+    let Fixture {
+        upstream, sidecar, ..
+    } = &Fixture::start().await;
     let mut client = sidecar.client().await;
     let text = "How do I reset my password?";
     let base = question("acme", text);
@@ -141,9 +141,9 @@ async fn answers_never_cross_tenant_model_system_prompt_or_parameters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn earlier_turns_are_compared_not_just_the_last_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = simulator().await;
-    let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
+    let Fixture {
+        upstream, sidecar, ..
+    } = &Fixture::start().await;
     let mut client = sidecar.client().await;
     let conversation = |subject: &str, reply: &str| {
         chat(
@@ -205,9 +205,9 @@ async fn earlier_turns_are_compared_not_just_the_last_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookup_and_store_for_clients_that_call_their_own_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = simulator().await;
-    let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
+    let Fixture {
+        upstream, sidecar, ..
+    } = &Fixture::start().await;
     let mut client = sidecar.client().await;
     let request = question("acme", "Which plans include priority support?");
 
@@ -276,9 +276,9 @@ async fn lookup_and_store_for_clients_that_call_their_own_model() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalidate_needs_the_admin_token_and_stays_within_the_tenant() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = simulator().await;
-    let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
+    let Fixture {
+        upstream, sidecar, ..
+    } = &Fixture::start().await;
     let mut client = sidecar.client().await;
     let q = |tenant: &str, text: &str| question(tenant, text);
     let first = client
@@ -656,9 +656,9 @@ async fn upstream_failures_map_to_clear_errors_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_control_bypass_refresh_no_store_and_min_similarity() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = simulator().await;
-    let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
+    let Fixture {
+        upstream, sidecar, ..
+    } = &Fixture::start().await;
     let mut client = sidecar.client().await;
     let with = |text: &str, control: CacheControl| {
         let mut r = question("acme", text);

@@ -126,9 +126,7 @@ async fn tune_on_the_held_out_pairs_stays_within_the_wrong_answer_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_semantic_answer_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = simulator().await;
-    let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
+    let Fixture { sidecar, .. } = &Fixture::start().await;
     let mut client = sidecar.client().await;
     client
         .complete(question("acme", "Where is my order 48213?"))

@@ -166,6 +166,20 @@ struct Probe {
     embedded: Option<Embedded>,
 }
 
+impl Probe {
+    fn new(request: &Request) -> Self {
+        Self {
+            chat: ScopedChat::new(
+                &request.tenant,
+                &request.model,
+                &request.messages,
+                &request.params,
+            ),
+            embedded: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Embedded {
     /// `None` when the query is too long for the model: exact matching only.
@@ -478,16 +492,7 @@ impl Cache {
     /// The lookup itself, uncounted (`complete` counts its own outcome).
     async fn find(&self, request: &Request) -> Result<Lookup, CacheError> {
         self.validate(request)?;
-        let chat = ScopedChat::new(
-            &request.tenant,
-            &request.model,
-            &request.messages,
-            &request.params,
-        );
-        let mut probe = Probe {
-            chat,
-            embedded: None,
-        };
+        let mut probe = Probe::new(request);
         if request.control.bypass || request.control.refresh {
             let status = if request.control.bypass {
                 Status::Bypass
@@ -652,16 +657,7 @@ impl Cache {
                 replaced: false,
             });
         }
-        let chat = ScopedChat::new(
-            &request.tenant,
-            &request.model,
-            &request.messages,
-            &request.params,
-        );
-        let mut probe = Probe {
-            chat,
-            embedded: None,
-        };
+        let mut probe = Probe::new(request);
         let model = if answered_by.is_empty() {
             &request.model
         } else {

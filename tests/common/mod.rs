@@ -22,6 +22,36 @@ pub async fn simulator() -> Simulator {
         .expect("simulator starts")
 }
 
+/// A sidecar with its own data folder in front of its own simulated provider; all three go
+/// away together.
+pub struct Fixture {
+    pub upstream: Simulator,
+    pub sidecar: Sidecar,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub async fn start() -> Self {
+        Self::with_config("").await
+    }
+
+    /// With the TOML in `extra` merged over the test config.
+    pub async fn with_config(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = simulator().await;
+        let sidecar = Sidecar::start_with(dir.path(), &upstream.base_url(), extra).await;
+        Self {
+            upstream,
+            sidecar,
+            _dir: dir,
+        }
+    }
+
+    pub async fn client(&self) -> CacheClient<Channel> {
+        self.sidecar.client().await
+    }
+}
+
 /// A running sidecar process.
 pub struct Sidecar {
     child: Child,
