@@ -130,6 +130,9 @@ pub struct UpstreamConfig {
     pub base_url: String,
     /// Name of the environment variable that holds the API key; empty for none.
     pub api_key_env: String,
+    /// The model to ask upstream; empty: the model the request names. Either way the request's
+    /// model is what scopes the cache.
+    pub model: String,
     /// Whole-call timeout for one upstream request, in seconds.
     pub timeout_secs: u64,
 }
@@ -224,6 +227,7 @@ impl Default for UpstreamConfig {
             // The simulated provider started by `scripts/run.sh` (`cachet simulate-upstream`).
             base_url: "http://127.0.0.1:8089/v1".to_string(),
             api_key_env: "OPENAI_API_KEY".to_string(),
+            model: String::new(),
             timeout_secs: 30,
         }
     }

@@ -16,10 +16,9 @@
 //! `--fill N` instead stores N distinct entries (in a scope of their own) and stops; it is how
 //! a data folder with many entries is made for measuring start-up time.
 //!
-//! Stores (warm-up and fill) are sent `store_concurrency` at a time, 1 by default: with
-//! `storage.sync = always`, concurrent `Store` calls can deadlock sled 0.34 inside the sidecar
-//! (a flush holding sled's concurrency lock waits for a write that a queued transaction blocks).
-//! Every call has a client-side deadline, so a stuck sidecar is reported, not waited on forever.
+//! Stores (warm-up and fill) are sent `store_concurrency` at a time, so the sidecar can batch
+//! their embeddings and group their commits. Every call has a client-side deadline, so a stuck
+//! sidecar is reported rather than waited on forever.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;

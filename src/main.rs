@@ -108,9 +108,8 @@ enum Command {
         /// Store this many distinct entries and exit (for measuring start-up with many entries).
         #[arg(long)]
         fill: Option<usize>,
-        /// Store calls in flight at once (warm-up and --fill). More than 1 can deadlock a
-        /// sidecar running with storage.sync = always (sled 0.34); see the loadgen module docs.
-        #[arg(long, default_value_t = 1)]
+        /// Store calls in flight at once (warm-up and --fill).
+        #[arg(long, default_value_t = 16)]
         store_concurrency: usize,
         /// Client-side deadline of every call, in seconds.
         #[arg(long, default_value_t = 30)]

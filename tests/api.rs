@@ -887,3 +887,31 @@ async fn many_concurrent_stores_all_complete() {
         assert_eq!(found.answer, format!("ticket {i} is open"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_upstream_model_is_asked_while_the_request_model_scopes() {
+    let Fixture { sidecar, .. } =
+        &Fixture::with_config("[upstream]\nmodel = \"served-model\"\n").await;
+    let mut client = sidecar.client().await;
+    let first = client
+        .complete(question("acme", "What is a sidecar?"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        first.model, "served-model",
+        "the simulator answers as the model it was asked for"
+    );
+    assert!(first.answer.contains("[simulated served-model]"));
+    let other_model = chat(
+        "acme",
+        "gpt-other",
+        &question("acme", "What is a sidecar?").messages,
+    );
+    let second = client.complete(other_model).await.unwrap().into_inner();
+    assert_eq!(
+        second.status(),
+        CacheStatus::Miss,
+        "the request's model still scopes the cache"
+    );
+}

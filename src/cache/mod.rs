@@ -792,7 +792,11 @@ impl Cache {
     ) -> Result<Answer, CacheError> {
         let completion = self
             .upstream
-            .complete(&request.model, &request.messages, &request.params)
+            .complete(
+                self.upstream_model(request),
+                &request.messages,
+                &request.params,
+            )
             .await?;
         if completion.content.trim().is_empty() {
             return Err(UpstreamError::Malformed {
@@ -831,6 +835,14 @@ impl Cache {
             tokens_saved: 0,
             model: completion.model,
         })
+    }
+
+    /// The model to ask upstream: the configured one, else the request's.
+    fn upstream_model<'a>(&'a self, request: &'a Request) -> &'a str {
+        match self.config.upstream.model.as_str() {
+            "" => &request.model,
+            configured => configured,
+        }
     }
 
     fn in_flight_gate(&self, key: ChatKey) -> AnswerGate {
