@@ -50,6 +50,7 @@ pub struct Config {
     pub matching: MatchingConfig,
     pub limits: LimitsConfig,
     pub upstream: UpstreamConfig,
+    pub router: RouterConfig,
     pub admin: AdminConfig,
     /// The tenants this sidecar serves. A request naming any other tenant is refused.
     pub tenants: BTreeMap<String, TenantConfig>,
@@ -135,6 +136,32 @@ pub struct UpstreamConfig {
     pub model: String,
     /// Whole-call timeout for one upstream request, in seconds.
     pub timeout_secs: u64,
+    /// Prices of this upstream when no tiers are configured, in US dollars per million tokens.
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
+}
+
+/// Upstream models in tiers. Empty: `[upstream]` is the one tier.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterConfig {
+    pub tiers: Vec<TierConfig>,
+}
+
+/// One upstream model. Requests name it by `name` or by `model`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    pub name: String,
+    pub model: String,
+    /// Defaults to `upstream.base_url`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Defaults to `upstream.api_key_env`.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    pub input_usd_per_mtok: f64,
+    pub output_usd_per_mtok: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +190,7 @@ impl Default for Config {
             matching: MatchingConfig::default(),
             limits: LimitsConfig::default(),
             upstream: UpstreamConfig::default(),
+            router: RouterConfig::default(),
             admin: AdminConfig::default(),
             tenants: BTreeMap::from([("default".to_string(), TenantConfig::default())]),
         }
@@ -229,6 +257,8 @@ impl Default for UpstreamConfig {
             api_key_env: "OPENAI_API_KEY".to_string(),
             model: String::new(),
             timeout_secs: 30,
+            input_usd_per_mtok: 0.0,
+            output_usd_per_mtok: 0.0,
         }
     }
 }
@@ -337,12 +367,35 @@ impl Config {
                 "must be greater than 0",
             ));
         }
-        let url = &self.upstream.base_url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ConfigError::invalid(
-                "upstream.base_url",
-                format!("`{url}` is not an http:// or https:// URL"),
-            ));
+        check_url("upstream.base_url", &self.upstream.base_url)?;
+        check_price(
+            "upstream.input_usd_per_mtok",
+            self.upstream.input_usd_per_mtok,
+        )?;
+        check_price(
+            "upstream.output_usd_per_mtok",
+            self.upstream.output_usd_per_mtok,
+        )?;
+        let mut names = std::collections::HashSet::new();
+        for (i, tier) in self.router.tiers.iter().enumerate() {
+            let key = |field: &str| format!("router.tiers[{i}].{field}");
+            if tier.name.trim().is_empty() || tier.model.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    "a tier needs a name and a model",
+                ));
+            }
+            if !names.insert(tier.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    key("name"),
+                    format!("tier `{}` is listed twice", tier.name),
+                ));
+            }
+            if let Some(url) = &tier.base_url {
+                check_url(&key("base_url"), url)?;
+            }
+            check_price(&key("input_usd_per_mtok"), tier.input_usd_per_mtok)?;
+            check_price(&key("output_usd_per_mtok"), tier.output_usd_per_mtok)?;
         }
         Ok(())
     }
@@ -356,6 +409,28 @@ pub fn check_threshold(key: &str, value: f32) -> Result<(), ConfigError> {
         Err(ConfigError::invalid(
             key,
             format!("{value} is not a similarity threshold; use a number in (0, 1], such as 0.9"),
+        ))
+    }
+}
+
+fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("`{url}` is not an http:// or https:// URL"),
+        ))
+    }
+}
+
+fn check_price(key: &str, price: f64) -> Result<(), ConfigError> {
+    if price.is_finite() && price >= 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("{price} is not a price; use US dollars per million tokens, 0 or more"),
         ))
     }
 }

@@ -7,7 +7,8 @@
 //!                 ├──▶ store   (sled: exact keys, entries, vectors: the source of truth)
 //!                 ├──▶ embed   (local MiniLM on ONNX Runtime, micro-batched)
 //!                 ├──▶ index   (one HNSW graph per scope, checkpointed, rebuilt from sled)
-//!                 └──▶ upstream (OpenAI-compatible chat completions, on a miss)
+//!                 └──▶ router  (tiers and prices, on a miss) ──▶ upstream (OpenAI-compatible)
+//!                        └──▶ meter (ledger of spend and savings, showback)
 //! ```
 //!
 //! `config` loads and checks the settings; `simulator` is a stand-in provider for demos and
@@ -21,10 +22,13 @@ pub mod demo;
 pub mod embed;
 pub mod index;
 pub mod loadgen;
+pub mod meter;
 pub mod pairs;
 pub mod proto;
+pub mod router;
 pub mod scope;
 pub mod server;
+pub mod showback;
 pub mod simulator;
 pub mod store;
 pub mod tune;

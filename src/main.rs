@@ -72,6 +72,18 @@ enum Command {
         #[arg(long, env = "CACHET_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
     },
+    /// Showback: usage, spend and savings per department, workflow, job and model (admin).
+    Report {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        endpoint: String,
+        /// The period: the last N days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, value_enum, default_value = "table")]
+        format: cachet::showback::Format,
+        #[arg(long, env = "CACHET_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+    },
     /// Send a short workload with repeats and paraphrases to a running sidecar and report.
     Demo {
         #[arg(long, default_value = "http://127.0.0.1:50051")]
@@ -199,6 +211,17 @@ async fn main() -> anyhow::Result<()> {
                 apply_to,
             };
             cachet::tune::run(&settings).await?;
+        }
+        Command::Report {
+            endpoint,
+            days,
+            format,
+            admin_token,
+        } => {
+            print!(
+                "{}",
+                cachet::showback::fetch(&endpoint, &admin_token, days, format).await?
+            );
         }
         Command::Demo { endpoint, tenant } => {
             cachet::demo::run(&endpoint, &tenant).await?;

@@ -21,9 +21,11 @@ use tracing::{error, info, Instrument};
 use crate::cache::{self, format_entry_id, Cache, CacheError, Control, Explanation, Target};
 use crate::config::Config;
 use crate::embed::EmbedError;
+use crate::meter::{dollars, Totals};
 use crate::proto::admin_server::{Admin as AdminApi, AdminServer};
 use crate::proto::cache_server::{Cache as CacheApi, CacheServer};
 use crate::proto::{self, invalidate_request};
+use crate::router::RouterError;
 use crate::scope::{ChatMessage, Role, SamplingParams};
 use crate::store::{Labels, StoreError, Usage};
 use crate::upstream::UpstreamError;
@@ -89,15 +91,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn upstream_code(err: &UpstreamError) -> Code {
+    match err {
+        UpstreamError::Timeout { .. } => Code::DeadlineExceeded,
+        // Our request or our key is wrong: retrying won't help.
+        UpstreamError::Rejected { .. } => Code::FailedPrecondition,
+        _ => Code::Unavailable,
+    }
+}
+
 /// Maps a cache error to the gRPC status a client can act on.
 fn status(err: CacheError) -> Status {
     let code = match &err {
         CacheError::Invalid(_) => Code::InvalidArgument,
         CacheError::UnknownTenant(_) => Code::PermissionDenied,
         CacheError::NotFound(_) => Code::NotFound,
-        CacheError::Upstream(UpstreamError::Timeout { .. }) => Code::DeadlineExceeded,
-        CacheError::Upstream(UpstreamError::Rejected { .. }) => Code::FailedPrecondition,
-        CacheError::Upstream(_) => Code::Unavailable,
+        CacheError::Router(RouterError::UnknownModel { .. }) => Code::InvalidArgument,
+        CacheError::Router(RouterError::Upstream(e)) => upstream_code(e),
+        CacheError::Upstream(e) => upstream_code(e),
         CacheError::Store(StoreError::DiskFull(_)) => Code::ResourceExhausted,
         CacheError::Index(crate::index::IndexError::Store(StoreError::DiskFull(_))) => {
             Code::ResourceExhausted
@@ -199,8 +210,65 @@ fn wire_explanation(e: Explanation) -> proto::MatchExplanation {
     }
 }
 
+fn wire_totals(t: &Totals) -> proto::UsageTotals {
+    proto::UsageTotals {
+        requests: t.requests,
+        upstream_calls: t.upstream_calls,
+        cache_hits: t.cache_hits,
+        prompt_tokens: t.prompt_tokens,
+        completion_tokens: t.completion_tokens,
+        cost_usd: dollars(t.cost_micro_usd),
+        tokens_saved: t.tokens_saved,
+        saved_usd: dollars(t.saved_micro_usd),
+    }
+}
+
+fn wire_row(dimension: &str, key: &str, totals: &Totals) -> proto::UsageRow {
+    proto::UsageRow {
+        dimension: dimension.to_string(),
+        key: key.to_string(),
+        totals: Some(wire_totals(totals)),
+    }
+}
+
 #[tonic::async_trait]
 impl AdminApi for AdminService {
+    async fn report(
+        &self,
+        request: Request<proto::ReportRequest>,
+    ) -> Result<Response<proto::ReportResponse>, Status> {
+        self.0.authorize_admin(&request)?;
+        let cache = self.0.ready()?;
+        let days = match request.into_inner().days {
+            0 => 30,
+            days => days,
+        };
+        let report = cache.meter().report(days).map_err(|e| status(e.into()))?;
+        Ok(Response::new(proto::ReportResponse {
+            since_unix_ms: report.since_ms,
+            until_unix_ms: report.until_ms,
+            totals: Some(wire_totals(&report.totals)),
+            rows: report
+                .by
+                .iter()
+                .flat_map(|(dimension, keys)| {
+                    keys.iter().map(move |(key, t)| wire_row(dimension, key, t))
+                })
+                .collect(),
+            top_consumers: report
+                .top_consumers
+                .iter()
+                .map(|(key, t)| wire_row("top", key, t))
+                .collect(),
+            days: report
+                .days
+                .iter()
+                .map(|(day, t)| wire_row("day", day, t))
+                .collect(),
+            anomalies: report.anomalies,
+        }))
+    }
+
     async fn set_threshold(
         &self,
         request: Request<proto::SetThresholdRequest>,

@@ -11,6 +11,7 @@
 //! - `scopes`:   scope → [`ScopeInfo`]
 //! - `tenants`:  tenant ‖ 0 ‖ scope → ()        (which scopes a tenant owns)
 //! - `meta`:     checkpoint records and other bookkeeping
+//! - `ledger`:   time ‖ id → one metered charge (see `meter`)
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -128,6 +129,7 @@ pub struct Store {
     scopes: sled::Tree,
     tenants: sled::Tree,
     meta: sled::Tree,
+    ledger: sled::Tree,
     sync: SyncPolicy,
     dir: PathBuf,
     min_free_bytes: u64,
@@ -240,6 +242,7 @@ impl Store {
             scopes: db.open_tree("scopes")?,
             tenants: db.open_tree("tenants")?,
             meta: db.open_tree("meta")?,
+            ledger: db.open_tree("ledger")?,
             group_commit: Arc::new(GroupCommit::start(db.clone())?),
             db,
             sync: storage.sync,
@@ -405,6 +408,28 @@ impl Store {
 
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Appends a ledger line at `at_ms`. Durable with the next [`Store::commit`]. Not held to
+    /// the disk reserve: spend already happened and must be recorded, and a line is tiny.
+    pub fn append_ledger(&self, at_ms: u64, line: &[u8]) -> Result<(), StoreError> {
+        let id = self.db.generate_id()?;
+        self.ledger
+            .insert(key2(&at_ms.to_be_bytes(), &id.to_be_bytes()), line)?;
+        Ok(())
+    }
+
+    /// Ledger lines from `since_ms` (inclusive) to `until_ms` (exclusive), in time order.
+    pub fn ledger_range(
+        &self,
+        since_ms: u64,
+        until_ms: u64,
+    ) -> Result<Vec<sled::IVec>, StoreError> {
+        self.ledger
+            .range(since_ms.to_be_bytes()..until_ms.to_be_bytes())
+            .values()
+            .map(|v| v.map_err(StoreError::from))
+            .collect()
     }
 
     pub fn remove_meta(&self, key: &str) -> Result<(), StoreError> {

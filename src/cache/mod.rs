@@ -21,9 +21,11 @@ use tracing::{debug, info, warn};
 use crate::config::{check_threshold, Config};
 use crate::embed::{similarity, EmbedError, Embedder};
 use crate::index::{IndexError, IndexSet, LoadReport};
+use crate::meter::{Charge, Meter};
+use crate::router::{Router, RouterError};
 use crate::scope::{scope_key, ChatMessage, Role, SamplingParams, ScopeKey, ScopedChat, TextHash};
 use crate::store::{now_millis, EntryId, Labels, Store, StoreError, StoredEntry, Usage};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::UpstreamError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -43,6 +45,8 @@ pub enum CacheError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Router(#[from] RouterError),
 }
 
 /// Per-request cache control (see `CacheControl` in the proto).
@@ -300,7 +304,8 @@ pub struct Cache {
     store: Store,
     index: Arc<IndexSet>,
     embedder: Embedder,
-    upstream: Upstream,
+    router: Router,
+    meter: Meter,
     /// One lock per chat being answered upstream, so identical concurrent misses make one call.
     in_flight: Mutex<HashMap<ChatKey, AnswerGate>>,
 }
@@ -316,16 +321,9 @@ impl Cache {
             config.embed.threads,
             config.embed.max_batch,
         )?;
-        let api_key = Some(config.upstream.api_key_env.as_str())
-            .filter(|name| !name.is_empty())
-            .and_then(|name| std::env::var(name).ok())
-            .filter(|key| !key.is_empty());
         let thresholds = RwLock::new(load_thresholds(&store, &config)?);
-        let upstream = Upstream::new(
-            &config.upstream.base_url,
-            api_key,
-            config.upstream_timeout(),
-        );
+        let router = Router::from_config(&config);
+        let meter = Meter::new(store.clone());
         Ok((
             Self {
                 config,
@@ -334,7 +332,8 @@ impl Cache {
                 store,
                 index: Arc::new(index),
                 embedder,
-                upstream,
+                router,
+                meter,
                 in_flight: Mutex::new(HashMap::new()),
             },
             report,
@@ -752,7 +751,7 @@ impl Cache {
     async fn answer(&self, request: &Request) -> Result<Answer, CacheError> {
         let lookup = self.find(request).await?;
         if let Some(hit) = lookup.hit {
-            return Ok(served(lookup.status, hit, lookup.explanation));
+            return self.serve(request, lookup.status, hit, lookup.explanation);
         }
         let mut probe = lookup.probe;
         let reads_cache = !(request.control.bypass || request.control.refresh);
@@ -772,7 +771,7 @@ impl Cache {
                         entry,
                         similarity: 1.0,
                     };
-                    return Ok(served(Status::HitExact, hit, None));
+                    return self.serve(request, Status::HitExact, hit, None);
                 }
             }
         }
@@ -790,17 +789,28 @@ impl Cache {
         status: Status,
         explanation: Option<Explanation>,
     ) -> Result<Answer, CacheError> {
-        let completion = self
-            .upstream
-            .complete(
-                self.upstream_model(request),
-                &request.messages,
-                &request.params,
-            )
+        let routed = self
+            .router
+            .complete(&request.model, &request.messages, &request.params)
             .await?;
+        let completion = routed.completion;
+        // Metered first: the money is spent whether or not the answer can be stored. The line
+        // becomes durable with the commit below, together with the entry.
+        self.meter.record(&Charge {
+            at_ms: now_millis(),
+            tenant: request.tenant.clone(),
+            labels: request.labels.clone(),
+            tier: routed.tier.clone(),
+            model: completion.model.clone(),
+            usage: completion.usage,
+            cost_micro_usd: routed.cost_micro_usd,
+            tokens_saved: 0,
+            saved_micro_usd: 0,
+        })?;
         if completion.content.trim().is_empty() {
+            self.store.commit().await?;
             return Err(UpstreamError::Malformed {
-                url: self.config.upstream.base_url.clone(),
+                url: format!("tier `{}`", routed.tier),
                 message: "the answer is empty".into(),
             }
             .into());
@@ -817,12 +827,15 @@ impl Cache {
             .await?
             .id
         } else {
+            self.store.commit().await?;
             None
         };
         info!(
             status = status.as_str(),
+            tier = %routed.tier,
             prompt_tokens = completion.usage.prompt_tokens,
             completion_tokens = completion.usage.completion_tokens,
+            cost_micro_usd = routed.cost_micro_usd,
             "answered upstream"
         );
         Ok(Answer {
@@ -837,12 +850,48 @@ impl Cache {
         })
     }
 
-    /// The model to ask upstream: the configured one, else the request's.
-    fn upstream_model<'a>(&'a self, request: &'a Request) -> &'a str {
-        match self.config.upstream.model.as_str() {
-            "" => &request.model,
-            configured => configured,
-        }
+    /// Meters what a hit saved: the original call's tokens, at the price of the model that
+    /// made it. Not waited to disk (see `meter`).
+    fn record_saving(&self, request: &Request, entry: &StoredEntry) -> Result<(), CacheError> {
+        let prices = self.router.prices_of(&entry.answered_by);
+        self.meter.record(&Charge {
+            at_ms: now_millis(),
+            tenant: request.tenant.clone(),
+            labels: request.labels.clone(),
+            tier: String::new(),
+            model: entry.answered_by.clone(),
+            usage: Usage::default(),
+            cost_micro_usd: 0,
+            tokens_saved: u64::from(entry.usage.total_tokens),
+            saved_micro_usd: prices.cost_micro_usd(entry.usage),
+        })?;
+        Ok(())
+    }
+
+    /// A stored answer served from `complete`, its saving metered.
+    fn serve(
+        &self,
+        request: &Request,
+        status: Status,
+        hit: Hit,
+        explanation: Option<Explanation>,
+    ) -> Result<Answer, CacheError> {
+        self.record_saving(request, &hit.entry)?;
+        Ok(Answer {
+            status,
+            explanation,
+            similarity: hit.similarity,
+            entry_id: Some(hit.id),
+            usage: hit.entry.usage,
+            tokens_saved: hit.entry.usage.total_tokens,
+            model: hit.entry.answered_by,
+            text: hit.entry.answer,
+        })
+    }
+
+    /// The meter: spend and savings, for showback.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     fn in_flight_gate(&self, key: ChatKey) -> AnswerGate {
@@ -932,19 +981,6 @@ impl Cache {
         self.checkpoint()?;
         self.store.flush()?;
         Ok(())
-    }
-}
-
-fn served(status: Status, hit: Hit, explanation: Option<Explanation>) -> Answer {
-    Answer {
-        status,
-        explanation,
-        similarity: hit.similarity,
-        entry_id: Some(hit.id),
-        usage: hit.entry.usage,
-        tokens_saved: hit.entry.usage.total_tokens,
-        model: hit.entry.answered_by,
-        text: hit.entry.answer,
     }
 }
 

@@ -1,0 +1,278 @@
+//! The meter: a ledger of every upstream call (tokens and money spent) and every cache hit
+//! (tokens and money saved), labelled with who asked, and the showback built from it.
+//!
+//! The upstream's reported `usage` is what is metered; prices come from the router's tiers. A
+//! spend is written in the same commit as the answer it paid for, so a crash can neither lose
+//! it nor count it twice. A saving is written without waiting for the disk (an exact hit must
+//! stay sub-millisecond); a crash may forget the last moments of savings, never of spend.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{now_millis, Labels, Store, StoreError, Usage};
+
+/// One ledger line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Charge {
+    pub at_ms: u64,
+    pub tenant: String,
+    pub labels: Labels,
+    /// The tier that answered (for a hit: that answered originally).
+    pub tier: String,
+    pub model: String,
+    /// Spent upstream (zero for a hit).
+    pub usage: Usage,
+    pub cost_micro_usd: u64,
+    /// Saved by a hit (zero for an upstream call).
+    pub tokens_saved: u64,
+    pub saved_micro_usd: u64,
+}
+
+impl Charge {
+    fn is_hit(&self) -> bool {
+        self.tokens_saved > 0 || self.usage.total_tokens == 0
+    }
+}
+
+/// Sums over a set of ledger lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub requests: u64,
+    pub upstream_calls: u64,
+    pub cache_hits: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_micro_usd: u64,
+    pub tokens_saved: u64,
+    pub saved_micro_usd: u64,
+}
+
+impl Totals {
+    fn add(&mut self, c: &Charge) {
+        self.requests += 1;
+        if c.is_hit() {
+            self.cache_hits += 1;
+        } else {
+            self.upstream_calls += 1;
+        }
+        self.prompt_tokens += u64::from(c.usage.prompt_tokens);
+        self.completion_tokens += u64::from(c.usage.completion_tokens);
+        self.cost_micro_usd += c.cost_micro_usd;
+        self.tokens_saved += c.tokens_saved;
+        self.saved_micro_usd += c.saved_micro_usd;
+    }
+}
+
+/// Showback for a period.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub since_ms: u64,
+    pub until_ms: u64,
+    pub totals: Totals,
+    /// Per dimension (`tenant`, `department`, `workflow`, `job`, `model`), per key.
+    pub by: BTreeMap<&'static str, BTreeMap<String, Totals>>,
+    /// The ten biggest spenders across departments, workflows and jobs, as `dimension:key`.
+    pub top_consumers: Vec<(String, Totals)>,
+    /// Per UTC day, `YYYY-MM-DD`.
+    pub days: BTreeMap<String, Totals>,
+    /// Days whose spend is well above the average of the days before.
+    pub anomalies: Vec<String>,
+}
+
+/// A day's spend this many times its trailing average is an anomaly...
+const ANOMALY_FACTOR: f64 = 3.0;
+/// ...given at least this many earlier days to average.
+const ANOMALY_HISTORY_DAYS: usize = 3;
+
+pub struct Meter {
+    store: Store,
+}
+
+impl Meter {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Appends a line. Durable with the next commit of the store.
+    pub fn record(&self, charge: &Charge) -> Result<(), StoreError> {
+        self.store.append_ledger(
+            charge.at_ms,
+            &postcard::to_allocvec(charge).expect("serialise"),
+        )
+    }
+
+    /// Every line from `since_ms` (inclusive) to `until_ms` (exclusive).
+    pub fn charges(&self, since_ms: u64, until_ms: u64) -> Result<Vec<Charge>, StoreError> {
+        self.store
+            .ledger_range(since_ms, until_ms)?
+            .iter()
+            .map(|bytes| {
+                postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Showback over the last `days` days.
+    pub fn report(&self, days: u32) -> Result<Report, StoreError> {
+        let until_ms = now_millis() + 1;
+        let since_ms = until_ms.saturating_sub(u64::from(days) * 86_400_000);
+        Ok(build_report(
+            &self.charges(since_ms, until_ms)?,
+            since_ms,
+            until_ms,
+        ))
+    }
+}
+
+/// Sums charges into a report.
+pub fn build_report(charges: &[Charge], since_ms: u64, until_ms: u64) -> Report {
+    let mut report = Report {
+        since_ms,
+        until_ms,
+        ..Report::default()
+    };
+    for c in charges {
+        report.totals.add(c);
+        let keys = [
+            ("tenant", c.tenant.as_str()),
+            ("department", c.labels.department.as_str()),
+            ("workflow", c.labels.workflow.as_str()),
+            ("job", c.labels.job_id.as_str()),
+            ("model", c.model.as_str()),
+        ];
+        for (dimension, key) in keys {
+            let key = if key.is_empty() { "(unlabelled)" } else { key };
+            report
+                .by
+                .entry(dimension)
+                .or_default()
+                .entry(key.to_string())
+                .or_default()
+                .add(c);
+        }
+        report.days.entry(utc_day(c.at_ms)).or_default().add(c);
+    }
+    let mut consumers: Vec<(String, Totals)> = ["department", "workflow", "job"]
+        .iter()
+        .flat_map(|d| {
+            report
+                .by
+                .get(d)
+                .into_iter()
+                .flatten()
+                .filter(|(key, _)| key.as_str() != "(unlabelled)")
+                .map(move |(key, totals)| (format!("{d}:{key}"), *totals))
+        })
+        .collect();
+    consumers.sort_by(|a, b| {
+        b.1.cost_micro_usd
+            .cmp(&a.1.cost_micro_usd)
+            .then(a.0.cmp(&b.0))
+    });
+    consumers.truncate(10);
+    report.top_consumers = consumers;
+    let days: Vec<(&String, &Totals)> = report.days.iter().collect();
+    for (i, (day, totals)) in days.iter().enumerate().skip(ANOMALY_HISTORY_DAYS) {
+        let history = &days[i.saturating_sub(7)..i];
+        let average = history
+            .iter()
+            .map(|(_, t)| t.cost_micro_usd as f64)
+            .sum::<f64>()
+            / history.len() as f64;
+        if average > 0.0 && totals.cost_micro_usd as f64 > ANOMALY_FACTOR * average {
+            report.anomalies.push(format!(
+                "{day}: spent ${:.4}, {:.1}x the average of the {} days before",
+                dollars(totals.cost_micro_usd),
+                totals.cost_micro_usd as f64 / average,
+                history.len()
+            ));
+        }
+    }
+    report
+}
+
+pub fn dollars(micro_usd: u64) -> f64 {
+    micro_usd as f64 / 1_000_000.0
+}
+
+/// `YYYY-MM-DD` of a Unix time in milliseconds (UTC), by the civil-from-days algorithm.
+pub fn utc_day(at_ms: u64) -> String {
+    let days = (at_ms / 86_400_000) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn charge(day: u64, department: &str, cost: u64, saved: u64) -> Charge {
+        Charge {
+            at_ms: day * 86_400_000 + 1_000,
+            tenant: "t".into(),
+            labels: Labels {
+                department: department.into(),
+                workflow: "w".into(),
+                job_id: String::new(),
+            },
+            tier: "small".into(),
+            model: "m".into(),
+            usage: if saved > 0 {
+                Usage::default()
+            } else {
+                Usage {
+                    prompt_tokens: 10,
+                    completion_tokens: 5,
+                    total_tokens: 15,
+                }
+            },
+            cost_micro_usd: cost,
+            tokens_saved: saved,
+            saved_micro_usd: saved * 2,
+        }
+    }
+
+    #[test]
+    fn days_are_civil_dates() {
+        assert_eq!(utc_day(0), "1970-01-01");
+        assert_eq!(utc_day(1_795_737_600_000), "2026-11-27");
+        assert_eq!(utc_day(951_782_400_000), "2000-02-29");
+    }
+
+    #[test]
+    fn the_report_adds_up_and_flags_a_spike() {
+        let mut charges = Vec::new();
+        for day in 0..5 {
+            charges.push(charge(20_000 + day, "support", 100, 0));
+            charges.push(charge(20_000 + day, "support", 0, 15));
+        }
+        charges.push(charge(20_005, "research", 1_000, 0));
+        let r = build_report(&charges, 0, u64::MAX);
+        assert_eq!(r.totals.requests, 11);
+        assert_eq!(r.totals.upstream_calls, 6);
+        assert_eq!(r.totals.cache_hits, 5);
+        assert_eq!(r.totals.cost_micro_usd, 1_500);
+        assert_eq!(r.totals.tokens_saved, 75);
+        assert_eq!(r.by["department"]["support"].cost_micro_usd, 500);
+        // The one workflow carries all 1,500 µ$; research is the biggest department.
+        assert_eq!(r.top_consumers[0].0, "workflow:w");
+        assert_eq!(r.top_consumers[1].0, "department:research");
+        assert_eq!(r.days.len(), 6);
+        assert_eq!(r.anomalies.len(), 1, "{:?}", r.anomalies);
+        assert!(r.anomalies[0].starts_with(&utc_day(20_005 * 86_400_000)));
+        assert_eq!(r.by["job"]["(unlabelled)"].requests, 11);
+    }
+}

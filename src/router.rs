@@ -1,0 +1,188 @@
+//! The router: which upstream model answers a miss, and what it costs.
+//!
+//! Models are grouped in tiers (say `small` and `large`), each an OpenAI-compatible endpoint, a
+//! model name and a price per million input and output tokens. A request names a tier or one of
+//! the tiers' models; anything else is refused rather than guessed, so that spending is always
+//! attributable to a known price. With no tiers configured, the `[upstream]` section is the one
+//! tier, named `default`, and the request's model is asked for.
+
+use crate::config::{Config, TierConfig};
+use crate::scope::{ChatMessage, SamplingParams};
+use crate::store::Usage;
+use crate::upstream::{Completion, Upstream, UpstreamError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error(
+        "model `{requested}` is neither a configured tier nor a tier's model; use one of: {known}"
+    )]
+    UnknownModel { requested: String, known: String },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+/// Prices in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Prices {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+impl Prices {
+    /// What `usage` costs, in millionths of a dollar (whole numbers add up exactly).
+    pub fn cost_micro_usd(&self, usage: Usage) -> u64 {
+        // $ per Mtok equals µ$ per token.
+        let micro = f64::from(usage.prompt_tokens) * self.input_per_mtok
+            + f64::from(usage.completion_tokens) * self.output_per_mtok;
+        micro.round() as u64
+    }
+}
+
+/// One upstream model with its price.
+pub struct Tier {
+    pub name: String,
+    /// The model asked upstream; empty: the request's model (only for the implicit tier).
+    pub model: String,
+    pub prices: Prices,
+    upstream: Upstream,
+}
+
+/// An answer from a tier, with what it cost.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub tier: String,
+    pub completion: Completion,
+    pub cost_micro_usd: u64,
+}
+
+pub struct Router {
+    tiers: Vec<Tier>,
+    /// No tiers were configured: `[upstream]` is the one tier and takes any model name.
+    implicit: bool,
+}
+
+fn api_key(env_name: &str) -> Option<String> {
+    Some(env_name)
+        .filter(|name| !name.is_empty())
+        .and_then(|name| std::env::var(name).ok())
+        .filter(|key| !key.is_empty())
+}
+
+impl Router {
+    pub fn from_config(config: &Config) -> Self {
+        let upstream = &config.upstream;
+        let tier = |t: &TierConfig| Tier {
+            name: t.name.clone(),
+            model: t.model.clone(),
+            prices: Prices {
+                input_per_mtok: t.input_usd_per_mtok,
+                output_per_mtok: t.output_usd_per_mtok,
+            },
+            upstream: Upstream::new(
+                t.base_url.as_deref().unwrap_or(&upstream.base_url),
+                api_key(t.api_key_env.as_deref().unwrap_or(&upstream.api_key_env)),
+                config.upstream_timeout(),
+            ),
+        };
+        let mut tiers: Vec<Tier> = config.router.tiers.iter().map(tier).collect();
+        let implicit = tiers.is_empty();
+        if implicit {
+            tiers.push(tier(&TierConfig {
+                name: "default".into(),
+                model: upstream.model.clone(),
+                base_url: None,
+                api_key_env: None,
+                input_usd_per_mtok: upstream.input_usd_per_mtok,
+                output_usd_per_mtok: upstream.output_usd_per_mtok,
+            }));
+        }
+        Self { tiers, implicit }
+    }
+
+    /// The tier a request's model names: by tier name, then by model name.
+    pub fn route(&self, requested: &str) -> Result<&Tier, RouterError> {
+        if self.implicit {
+            return Ok(&self.tiers[0]);
+        }
+        self.tiers
+            .iter()
+            .find(|t| t.name == requested)
+            .or_else(|| self.tiers.iter().find(|t| t.model == requested))
+            .ok_or_else(|| RouterError::UnknownModel {
+                requested: requested.to_string(),
+                known: self
+                    .tiers
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.model))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// The price of the model that produced a stored answer (for what a hit saved).
+    pub fn prices_of(&self, model: &str) -> Prices {
+        self.tiers
+            .iter()
+            .find(|t| t.model == model || t.name == model)
+            .or_else(|| self.implicit.then(|| &self.tiers[0]))
+            .map_or(Prices::default(), |t| t.prices)
+    }
+
+    /// Asks the tier that `requested` names.
+    pub async fn complete(
+        &self,
+        requested: &str,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+    ) -> Result<Routed, RouterError> {
+        let tier = self.route(requested)?;
+        let model = if tier.model.is_empty() {
+            requested
+        } else {
+            &tier.model
+        };
+        tracing::info!(tier = %tier.name, model, "routed upstream");
+        let completion = tier.upstream.complete(model, messages, params).await?;
+        Ok(Routed {
+            tier: tier.name.clone(),
+            cost_micro_usd: tier.prices.cost_micro_usd(completion.usage),
+            completion,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn costs_are_exact_in_micro_dollars() {
+        let prices = Prices {
+            input_per_mtok: 0.15,
+            output_per_mtok: 0.60,
+        };
+        let usage = Usage {
+            prompt_tokens: 1_000,
+            completion_tokens: 500,
+            total_tokens: 1_500,
+        };
+        assert_eq!(prices.cost_micro_usd(usage), 450); // 150 µ$ + 300 µ$
+    }
+
+    #[test]
+    fn requests_route_by_tier_or_model_and_unknown_ones_are_refused() {
+        let config: Config = Config::load_with_env(None, [
+            ("CACHET_ROUTER__TIERS".to_string(), r#"[{name = "small", model = "gpt-4o-mini", input_usd_per_mtok = 0.15, output_usd_per_mtok = 0.6}, {name = "large", model = "gpt-4o", input_usd_per_mtok = 2.5, output_usd_per_mtok = 10.0}]"#.to_string()),
+        ])
+        .unwrap();
+        let router = Router::from_config(&config);
+        assert_eq!(router.route("small").unwrap().model, "gpt-4o-mini");
+        assert_eq!(router.route("gpt-4o").unwrap().name, "large");
+        let err = router.route("gpt-5").err().unwrap().to_string();
+        assert!(err.contains("small (gpt-4o-mini)"), "{err}");
+        assert_eq!(router.prices_of("gpt-4o").output_per_mtok, 10.0);
+
+        let single = Router::from_config(&Config::default());
+        assert_eq!(single.route("anything").unwrap().name, "default");
+    }
+}

@@ -1,0 +1,215 @@
+//! The metered router: tiers with prices, the ledger of spend and savings, and showback.
+
+mod common;
+
+use cachet::proto::admin_client::AdminClient;
+use cachet::proto::{CacheStatus, CompleteRequest, Labels, ReportRequest, ReportResponse};
+use common::*;
+use tonic::Code;
+
+const TIERS: &str = r#"
+[[router.tiers]]
+name = "small"
+model = "gpt-4o-mini"
+input_usd_per_mtok = 0.15
+output_usd_per_mtok = 0.60
+
+[[router.tiers]]
+name = "large"
+model = "gpt-4o"
+input_usd_per_mtok = 2.50
+output_usd_per_mtok = 10.00
+"#;
+
+fn labelled(model: &str, text: &str, department: &str, job: &str) -> CompleteRequest {
+    let mut request = chat("acme", model, &[msg("user", text)]);
+    request.labels = Some(Labels {
+        department: department.into(),
+        workflow: "triage".into(),
+        job_id: job.into(),
+    });
+    request
+}
+
+/// Micro-dollars, as the meter counts: $/Mtok equals µ$/token.
+fn cost(prompt: u32, completion: u32, input: f64, output: f64) -> u64 {
+    (f64::from(prompt) * input + f64::from(completion) * output).round() as u64
+}
+
+async fn report(sidecar: &Sidecar) -> ReportResponse {
+    let mut request = tonic::Request::new(ReportRequest { days: 1 });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    AdminClient::new(sidecar.channel().await)
+        .report(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn micro(usd: f64) -> u64 {
+    (usd * 1_000_000.0).round() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_matches_the_upstream_usage_and_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = simulator().await;
+    let sidecar = Sidecar::start_with(dir.path(), &upstream.base_url(), TIERS).await;
+    let mut client = sidecar.client().await;
+
+    let mut expected_cost = 0u64;
+    let mut support_cost = 0u64;
+    let mut saved_tokens = 0u64;
+    let calls = [
+        (
+            "small",
+            "How do I reset my password?",
+            "support",
+            "job-1",
+            0.15,
+            0.60,
+        ),
+        (
+            "small",
+            "Where can I download my invoices?",
+            "support",
+            "job-1",
+            0.15,
+            0.60,
+        ),
+        (
+            "gpt-4o",
+            "Summarise the attached contract in three bullet points.",
+            "legal",
+            "job-2",
+            2.50,
+            10.00,
+        ),
+        (
+            "large",
+            "Draft a reply to an unhappy enterprise customer.",
+            "sales",
+            "job-3",
+            2.50,
+            10.00,
+        ),
+    ];
+    for (model, text, department, job, input, output) in calls {
+        let answer = client
+            .complete(labelled(model, text, department, job))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.status(), CacheStatus::Miss);
+        let usage = answer.usage.unwrap();
+        let spent = cost(usage.prompt_tokens, usage.completion_tokens, input, output);
+        expected_cost += spent;
+        if department == "support" {
+            support_cost += spent;
+        }
+        let tier_model = if input < 1.0 { "gpt-4o-mini" } else { "gpt-4o" };
+        assert_eq!(
+            answer.model, tier_model,
+            "{model} was routed to its tier's model"
+        );
+    }
+    // A repeat is served from the cache: no spend, a saving.
+    let hit = client
+        .complete(labelled(
+            "small",
+            "How do I reset my password?",
+            "support",
+            "job-1",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hit.status(), CacheStatus::HitExact);
+    saved_tokens += u64::from(hit.tokens_saved);
+
+    let unknown = client
+        .complete(labelled("gpt-5", "Anything at all?", "support", "job-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    assert!(
+        unknown.message().contains("small (gpt-4o-mini)"),
+        "{}",
+        unknown.message()
+    );
+    assert_eq!(
+        upstream.calls(),
+        4,
+        "neither the hit nor the unknown model reached the upstream"
+    );
+
+    let r = report(&sidecar).await;
+    let totals = r.totals.unwrap();
+    assert_eq!(totals.upstream_calls, 4);
+    assert_eq!(totals.cache_hits, 1);
+    assert_eq!(
+        micro(totals.cost_usd),
+        expected_cost,
+        "spend equals usage times price, exactly"
+    );
+    assert_eq!(totals.tokens_saved, saved_tokens);
+    assert!(totals.saved_usd > 0.0);
+    let row = |dimension: &str, key: &str| {
+        r.rows
+            .iter()
+            .find(|row| row.dimension == dimension && row.key == key)
+            .unwrap_or_else(|| panic!("no {dimension} {key} in {:?}", r.rows))
+            .totals
+            .unwrap()
+    };
+    assert_eq!(micro(row("department", "support").cost_usd), support_cost);
+    assert_eq!(row("department", "support").cache_hits, 1);
+    assert_eq!(row("job", "job-2").upstream_calls, 1);
+    assert_eq!(row("model", "gpt-4o").upstream_calls, 2);
+    assert_eq!(
+        r.top_consumers.len(),
+        7,
+        "3 departments (support, legal, sales), 1 workflow, 3 jobs"
+    );
+    assert!(
+        r.top_consumers[0].totals.unwrap().cost_usd >= r.top_consumers[1].totals.unwrap().cost_usd
+    );
+    assert_eq!(r.days.len(), 1);
+
+    // The CLI renders the same figures for finance tools.
+    let csv = std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
+        .args(["report", "--format", "csv", "--days", "1", "--endpoint"])
+        .arg(format!("http://{}", sidecar.addr))
+        .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    assert!(csv.starts_with("dimension,key,requests"), "{csv}");
+    let support_line = csv
+        .lines()
+        .find(|l| l.starts_with("department,support,"))
+        .unwrap();
+    assert!(
+        support_line.contains(&format!("{:.6}", support_cost as f64 / 1e6)),
+        "{support_line}"
+    );
+
+    // Spend is durable with the answer it paid for.
+    let sidecar = sidecar.restart_after(Stop::Kill9).await;
+    let after = report(&sidecar).await.totals.unwrap();
+    assert_eq!(micro(after.cost_usd), expected_cost);
+    assert_eq!(after.upstream_calls, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_is_an_admin_call() {
+    let Fixture { sidecar, .. } = &Fixture::start().await;
+    let refused = AdminClient::new(sidecar.channel().await)
+        .report(tonic::Request::new(ReportRequest { days: 1 }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+}
