@@ -3,6 +3,8 @@
 //! Pairs of words whose swap flips the answer, compared by stem so inflections match
 //! ("closed", "closes", "closing"). Synonyms on the same side (closed / shut) do not conflict.
 
+use std::sync::LazyLock;
+
 use super::text::{stem, Text};
 
 /// Each line: two sides; any word of one side against any word of the other is a flip.
@@ -309,10 +311,12 @@ pub fn differ(a: &Text, b: &Text) -> bool {
     if prefixed_opposite(a, b) || prefixed_opposite(b, a) {
         return true;
     }
-    PAIRS.iter().any(|(left, right)| {
+    CUES.iter().any(|(left, right)| {
         let sides = |text: &Text| {
-            let has = |side: &[&str]| side.iter().any(|w| contains(text, w));
-            (has(left), has(right))
+            (
+                left.iter().any(|c| c.in_text(text)),
+                right.iter().any(|c| c.in_text(text)),
+            )
         };
         let (sa, sb) = (sides(a), sides(b));
         let present = |s: (bool, bool)| s.0 || s.1;
@@ -320,12 +324,36 @@ pub fn differ(a: &Text, b: &Text) -> bool {
     })
 }
 
-fn contains(text: &Text, cue: &str) -> bool {
-    if cue.contains(' ') {
-        return text.bigrams().any(|b| b == cue);
-    }
-    text.has(cue) || text.has_stem(&stem(cue))
+/// A cue word with its stem worked out once, or a two-word cue.
+struct Cue {
+    word: &'static str,
+    stem: String,
 }
+
+impl Cue {
+    fn in_text(&self, text: &Text) -> bool {
+        if self.word.contains(' ') {
+            text.has_bigram(self.word)
+        } else {
+            text.has(self.word) || text.has_stem(&self.stem)
+        }
+    }
+}
+
+static CUES: LazyLock<Vec<(Vec<Cue>, Vec<Cue>)>> = LazyLock::new(|| {
+    let cues = |side: &[&'static str]| {
+        side.iter()
+            .map(|word| Cue {
+                word,
+                stem: stem(word),
+            })
+            .collect()
+    };
+    PAIRS
+        .iter()
+        .map(|(left, right)| (cues(left), cues(right)))
+        .collect()
+});
 
 #[cfg(test)]
 mod tests {

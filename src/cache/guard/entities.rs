@@ -5,6 +5,8 @@
 //! word from a list of common names typed in lower case. Two texts conflict when either names
 //! something the other does not mention at all, in any casing.
 
+use std::collections::HashSet;
+
 use super::text::Text;
 
 /// Common names people type in lower case: places, languages, platforms, brands. Names that are
@@ -441,10 +443,9 @@ fn names(text: &Text) -> Vec<String> {
 }
 
 /// Every spelling of `text`'s words (plain, stemmed, folded like names are) to look a name up in.
-fn vocabulary(text: &Text) -> Vec<String> {
-    let mut all: Vec<String> = text.words.iter().map(|w| w.lower.clone()).collect();
-    all.extend(text.words.iter().map(|w| w.stem.clone()));
-    all.extend(names(text));
+fn vocabulary(text: &Text, text_names: &[String]) -> HashSet<String> {
+    let mut all: HashSet<String> = text.spellings().cloned().collect();
+    all.extend(text_names.iter().cloned());
     all.extend(text.words.iter().filter_map(|w| {
         ALIASES
             .iter()
@@ -456,11 +457,8 @@ fn vocabulary(text: &Text) -> Vec<String> {
 
 /// Whether `name` is mentioned in `text`: as a word, a stem, a typo of a long word
 /// ("Outlok"), or spelled out by the initials of consecutive words ("IBM").
-fn mentions(text: &Text, vocabulary: &[String], name: &str) -> bool {
-    if vocabulary
-        .iter()
-        .any(|w| w == name || *w == super::text::stem(name))
-    {
+fn mentions(text: &Text, vocabulary: &HashSet<String>, name: &str) -> bool {
+    if vocabulary.contains(name) || vocabulary.contains(&super::text::stem(name)) {
         return true;
     }
     let long = name.chars().count() >= 6;
@@ -518,10 +516,10 @@ fn spelled_out(text: &Text, other: &Text) -> Vec<String> {
 }
 
 /// Names in `a` that `b` never mentions.
-fn unmatched(a: &Text, b: &Text) -> bool {
+fn unmatched(a: &Text, names_a: &[String], b: &Text, names_b: &[String]) -> bool {
     let covered = spelled_out(a, b);
-    let vocab_b = vocabulary(b);
-    names(a)
+    let vocab_b = vocabulary(b, names_b);
+    names_a
         .iter()
         .filter(|n| !covered.contains(n))
         .any(|n| !mentions(b, &vocab_b, n))
@@ -529,7 +527,11 @@ fn unmatched(a: &Text, b: &Text) -> bool {
 
 /// Conflict when either text names something the other never mentions.
 pub fn differ(a: &Text, b: &Text) -> bool {
-    unmatched(a, b) || unmatched(b, a)
+    let (names_a, names_b) = (names(a), names(b));
+    if names_a.is_empty() && names_b.is_empty() {
+        return false;
+    }
+    unmatched(a, &names_a, b, &names_b) || unmatched(b, &names_b, a, &names_a)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! A text cut into words once, for all guard families to read.
 
+use std::collections::HashSet;
+
 /// One word of a text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Word {
@@ -16,6 +18,10 @@ pub struct Word {
 #[derive(Debug, Clone, Default)]
 pub struct Text {
     pub words: Vec<Word>,
+    /// The same words as sets, for the many membership questions the families ask.
+    lowers: HashSet<String>,
+    stems: HashSet<String>,
+    bigrams: HashSet<String>,
 }
 
 impl Text {
@@ -37,22 +43,33 @@ impl Text {
             }
             sentence_start = false;
         }
-        Self { words }
+        Self {
+            lowers: words.iter().map(|w| w.lower.clone()).collect(),
+            stems: words.iter().map(|w| w.stem.clone()).collect(),
+            bigrams: words
+                .windows(2)
+                .map(|w| format!("{} {}", w[0].lower, w[1].lower))
+                .collect(),
+            words,
+        }
     }
 
     pub fn has(&self, lower: &str) -> bool {
-        self.words.iter().any(|w| w.lower == lower)
+        self.lowers.contains(lower)
     }
 
     pub fn has_stem(&self, stem: &str) -> bool {
-        self.words.iter().any(|w| w.stem == stem)
+        self.stems.contains(stem)
     }
 
-    /// Adjacent words joined by a space, for two-word cues ("last year").
-    pub fn bigrams(&self) -> impl Iterator<Item = String> + '_ {
-        self.words
-            .windows(2)
-            .map(|w| format!("{} {}", w[0].lower, w[1].lower))
+    /// Whether two adjacent words read `pair` ("last year").
+    pub fn has_bigram(&self, pair: &str) -> bool {
+        self.bigrams.contains(pair)
+    }
+
+    /// Every spelling of the words: as written (lower-cased) and stemmed.
+    pub fn spellings(&self) -> impl Iterator<Item = &String> {
+        self.lowers.iter().chain(&self.stems)
     }
 }
 
