@@ -3,6 +3,7 @@
 //! Pairs of words whose swap flips the answer, compared by stem so inflections match
 //! ("closed", "closes", "closing"). Synonyms on the same side (closed / shut) do not conflict.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::text::{stem, Text};
@@ -290,15 +291,17 @@ const NEGATING_PREFIXES: &[(&str, usize)] = &[
     ("il", 5),
 ];
 
-/// Words in one text whose prefixed opposite is in the other and not in the first.
+/// Words in `b` that are a word of `a` with a negating prefix, where `a` lacks the prefixed
+/// word and `b` the plain one.
 fn prefixed_opposite(a: &Text, b: &Text) -> bool {
-    a.words.iter().any(|w| {
+    b.words.iter().any(|w| {
         NEGATING_PREFIXES.iter().any(|(prefix, min_len)| {
-            let opposite = format!("{prefix}{}", w.stem);
-            w.stem.len() >= *min_len
-                && b.has_stem(&opposite)
-                && !a.has_stem(&opposite)
-                && !b.has_stem(&w.stem)
+            w.stem.strip_prefix(prefix).is_some_and(|plain| {
+                plain.len() >= *min_len
+                    && a.has_stem(plain)
+                    && !a.has_stem(&w.stem)
+                    && !b.has_stem(plain)
+            })
         })
     })
 }
@@ -311,48 +314,59 @@ pub fn differ(a: &Text, b: &Text) -> bool {
     if prefixed_opposite(a, b) || prefixed_opposite(b, a) {
         return true;
     }
-    CUES.iter().any(|(left, right)| {
-        let sides = |text: &Text| {
-            (
-                left.iter().any(|c| c.in_text(text)),
-                right.iter().any(|c| c.in_text(text)),
-            )
-        };
-        let (sa, sb) = (sides(a), sides(b));
-        let present = |s: (bool, bool)| s.0 || s.1;
-        present(sa) && present(sb) && sa != sb
-    })
+    let (sides_a, sides_b) = (sides(a), sides(b));
+    sides_a
+        .keys()
+        .chain(sides_b.keys())
+        .any(|pair| match (sides_a.get(pair), sides_b.get(pair)) {
+            (Some(sa), Some(sb)) => sa != sb,
+            _ => false,
+        })
 }
 
-/// A cue word with its stem worked out once, or a two-word cue.
-struct Cue {
-    word: &'static str,
-    stem: String,
+/// Which side(s) of which pairs a text has words from: pair index → (left, right).
+fn sides(text: &Text) -> HashMap<usize, (bool, bool)> {
+    let mut found: HashMap<usize, (bool, bool)> = HashMap::new();
+    let mut note = |key: &str| {
+        for &(pair, left) in CUES.get(key).into_iter().flatten() {
+            let entry = found.entry(pair).or_default();
+            if left {
+                entry.0 = true;
+            } else {
+                entry.1 = true;
+            }
+        }
+    };
+    for word in &text.words {
+        note(&word.lower);
+        note(&word.stem);
+    }
+    for pair in text.words.windows(2) {
+        note(&format!("{} {}", pair[0].lower, pair[1].lower));
+    }
+    found
 }
 
-impl Cue {
-    fn in_text(&self, text: &Text) -> bool {
-        if self.word.contains(' ') {
-            text.has_bigram(self.word)
-        } else {
-            text.has(self.word) || text.has_stem(&self.stem)
+/// Every cue (as written, and its stem) → the pairs it belongs to, and on which side.
+static CUES: LazyLock<HashMap<String, Vec<(usize, bool)>>> = LazyLock::new(|| {
+    let mut cues: HashMap<String, Vec<(usize, bool)>> = HashMap::new();
+    for (index, (left, right)) in PAIRS.iter().enumerate() {
+        for (side, is_left) in [(left, true), (right, false)] {
+            for word in side.iter() {
+                let mut spellings = vec![word.to_string()];
+                if !word.contains(' ') {
+                    spellings.push(stem(word));
+                }
+                for spelling in spellings {
+                    let slot = cues.entry(spelling).or_default();
+                    if !slot.contains(&(index, is_left)) {
+                        slot.push((index, is_left));
+                    }
+                }
+            }
         }
     }
-}
-
-static CUES: LazyLock<Vec<(Vec<Cue>, Vec<Cue>)>> = LazyLock::new(|| {
-    let cues = |side: &[&'static str]| {
-        side.iter()
-            .map(|word| Cue {
-                word,
-                stem: stem(word),
-            })
-            .collect()
-    };
-    PAIRS
-        .iter()
-        .map(|(left, right)| (cues(left), cues(right)))
-        .collect()
+    cues
 });
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! something the other does not mention at all, in any casing.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use super::text::Text;
 
@@ -392,6 +393,11 @@ const GENERIC_ACRONYMS: &[&str] = &[
     "uk", "usa",
 ];
 
+static KNOWN: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| KNOWN_NAMES.iter().copied().collect());
+static GENERIC: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| GENERIC_ACRONYMS.iter().copied().collect());
+
 /// Words the other guard families own: units, currencies, days and months.
 fn owned_elsewhere(word: &str) -> bool {
     super::quantities::is_unit(word) || super::calendar::is_calendar_word(word)
@@ -418,10 +424,8 @@ fn names(text: &Text) -> Vec<String> {
         }
         let word = &text.words[i];
         // "us" is only a name when written US.
-        let known =
-            KNOWN_NAMES.contains(&word.lower.as_str()) && (word.lower != "us" || word.name_like);
-        let generic = GENERIC_ACRONYMS.contains(&word.lower.as_str())
-            && !KNOWN_NAMES.contains(&word.lower.as_str());
+        let known = KNOWN.contains(word.lower.as_str()) && (word.lower != "us" || word.name_like);
+        let generic = GENERIC.contains(word.lower.as_str()) && !KNOWN.contains(word.lower.as_str());
         let before_unit = text
             .words
             .get(i + 1)

@@ -2,7 +2,8 @@
 //! "3.11" is not "3.12", "5 km" is not "5 miles", "$20" is not "€20".
 
 use super::text::Text;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
 
 /// Number words read as their digits, so "three nights" still matches "3 nights". "one" is left
 /// out: far more often a pronoun ("which one is better?") than a count.
@@ -131,11 +132,16 @@ pub fn is_unit(word: &str) -> bool {
 }
 
 fn unit_of(word: &str) -> Option<&'static str> {
+    UNIT_NAMES.get(word).copied()
+}
+
+/// Every spelling of every unit, to its canonical name.
+static UNIT_NAMES: LazyLock<HashMap<&'static str, &'static str>> = LazyLock::new(|| {
     UNITS
         .iter()
-        .find(|(_, names)| names.contains(&word))
-        .map(|(unit, _)| *unit)
-}
+        .flat_map(|(unit, names)| names.iter().map(move |name| (*name, *unit)))
+        .collect()
+});
 
 fn is_number(word: &str) -> bool {
     word.chars().next().is_some_and(|c| c.is_ascii_digit())
