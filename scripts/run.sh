@@ -21,11 +21,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The sidecar's and the simulator's logs go to a file, so the demo's report stays readable.
+log=cachet.log
+echo "logs: $log"
 if [ -z "${CACHET_UPSTREAM__BASE_URL:-}" ]; then
-  "$bin" simulate-upstream --listen 127.0.0.1:8089 &
+  "$bin" simulate-upstream --listen 127.0.0.1:8089 2>>"$log" &
   pids+=($!)
 fi
-"$bin" serve ${CACHET_CONFIG:+--config "$CACHET_CONFIG"} &
+"$bin" serve ${CACHET_CONFIG:+--config "$CACHET_CONFIG"} 2>>"$log" &
 pids+=($!)
 
 "$bin" demo --endpoint http://127.0.0.1:50051
