@@ -22,14 +22,13 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tonic::transport::Channel;
 
 use crate::proto::cache_client::CacheClient;
@@ -66,17 +65,8 @@ pub enum LoadgenError {
     Mix { text: String, message: String },
     #[error("{0}")]
     Settings(String),
-    #[error("cannot read the pairs file {path}: {source}")]
-    PairsIo {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("pairs file {path}, line {line}: {message}")]
-    PairsFormat {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    #[error(transparent)]
+    Pairs(#[from] crate::pairs::PairsError),
     #[error("pairs file {path} has no usable {what}")]
     PairsEmpty { path: PathBuf, what: &'static str },
     #[error("{what} failed: {status}")]
@@ -269,13 +259,6 @@ impl Rng {
     }
 }
 
-#[derive(Deserialize)]
-struct PairLine {
-    a: String,
-    b: String,
-    same_answer: bool,
-}
-
 impl Workload {
     fn load(pairs: Option<&Path>) -> Result<Self, LoadgenError> {
         let mut workload = match pairs {
@@ -288,33 +271,21 @@ impl Workload {
         Ok(workload)
     }
 
-    /// Reads `{"a", "b", "same_answer", ...}` lines from a gzipped JSONL file.
+    /// Reads labelled pairs (see [`crate::pairs`]); chats count by their last message.
     fn from_file(path: &Path) -> Result<Self, LoadgenError> {
-        let io = |source| LoadgenError::PairsIo {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let reader = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
         let (mut same, mut other) = (Vec::new(), Vec::new());
-        for (number, line) in reader.lines().enumerate() {
-            let line = line.map_err(io)?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let pair: PairLine =
-                serde_json::from_str(&line).map_err(|e| LoadgenError::PairsFormat {
-                    path: path.to_path_buf(),
-                    line: number + 1,
-                    message: e.to_string(),
-                })?;
-            if pair.a.trim().is_empty() || pair.b.trim().is_empty() {
+        for pair in crate::pairs::read(path)? {
+            let (a, b) = (
+                pair.a.last_text().to_string(),
+                pair.b.last_text().to_string(),
+            );
+            if a.trim().is_empty() || b.trim().is_empty() {
                 continue;
             }
             if pair.same_answer {
-                same.push((pair.a, pair.b));
+                same.push((a, b));
             } else {
-                other.push((pair.a, pair.b));
+                other.push((a, b));
             }
         }
         let workload = Self::from_pairs(same, other, format!("pairs file {}", path.display()));
