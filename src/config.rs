@@ -51,6 +51,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub upstream: UpstreamConfig,
     pub router: RouterConfig,
+    pub budgets: BudgetsConfig,
     pub admin: AdminConfig,
     /// The tenants this sidecar serves. A request naming any other tenant is refused.
     pub tenants: BTreeMap<String, TenantConfig>,
@@ -148,6 +149,49 @@ pub struct RouterConfig {
     pub tiers: Vec<TierConfig>,
 }
 
+/// Spending limits. Each applies to the upstream spend of the requests it covers, over its
+/// period. A request is checked against every budget that covers it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetsConfig {
+    /// The whole organisation.
+    pub organisation: Option<BudgetConfig>,
+    /// Per department label; `default` covers every department not listed (and none).
+    pub departments: BTreeMap<String, BudgetConfig>,
+    /// Per workflow label; `default` covers every workflow not listed (and none).
+    pub workflows: BTreeMap<String, BudgetConfig>,
+    /// Every job id gets a budget of its own with these limits.
+    pub jobs: Option<BudgetConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    #[serde(default)]
+    pub period: Period,
+    /// Soft limit: past it, requests are downgraded to the next smaller tier.
+    #[serde(default)]
+    pub target_usd: Option<f64>,
+    /// Hard limit: a request that could take spend past it is refused.
+    #[serde(default)]
+    pub ceiling_usd: Option<f64>,
+    /// Part of the ceiling kept for requests marked critical.
+    #[serde(default)]
+    pub reserve_usd: f64,
+    /// Who to ask for more; named in refusals and alerts.
+    #[serde(default)]
+    pub owner: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    Day,
+    Week,
+    #[default]
+    Month,
+}
+
 /// One upstream model. Requests name it by `name` or by `model`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,6 +235,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             upstream: UpstreamConfig::default(),
             router: RouterConfig::default(),
+            budgets: BudgetsConfig::default(),
             admin: AdminConfig::default(),
             tenants: BTreeMap::from([("default".to_string(), TenantConfig::default())]),
         }
@@ -396,6 +441,54 @@ impl Config {
             }
             check_price(&key("input_usd_per_mtok"), tier.input_usd_per_mtok)?;
             check_price(&key("output_usd_per_mtok"), tier.output_usd_per_mtok)?;
+        }
+        let b = &self.budgets;
+        let named = b
+            .organisation
+            .iter()
+            .map(|c| ("budgets.organisation".to_string(), c))
+            .chain(
+                b.departments
+                    .iter()
+                    .map(|(n, c)| (format!("budgets.departments.{n}"), c)),
+            )
+            .chain(
+                b.workflows
+                    .iter()
+                    .map(|(n, c)| (format!("budgets.workflows.{n}"), c)),
+            )
+            .chain(b.jobs.iter().map(|c| ("budgets.jobs".to_string(), c)));
+        for (key, budget) in named {
+            budget.validate(&key)?;
+        }
+        Ok(())
+    }
+}
+
+impl BudgetConfig {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        for (field, value) in [
+            ("target_usd", self.target_usd),
+            ("ceiling_usd", self.ceiling_usd),
+            ("reserve_usd", Some(self.reserve_usd)),
+        ] {
+            if let Some(v) = value {
+                check_price(&format!("{key}.{field}"), v)?;
+            }
+        }
+        if let (Some(target), Some(ceiling)) = (self.target_usd, self.ceiling_usd) {
+            if target > ceiling {
+                return Err(ConfigError::invalid(
+                    format!("{key}.target_usd"),
+                    format!("the target ({target}) is above the ceiling ({ceiling})"),
+                ));
+            }
+        }
+        if self.reserve_usd > 0.0 && self.ceiling_usd.is_none_or(|c| self.reserve_usd >= c) {
+            return Err(ConfigError::invalid(
+                format!("{key}.reserve_usd"),
+                "a reserve needs a ceiling above it",
+            ));
         }
         Ok(())
     }

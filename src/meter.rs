@@ -196,9 +196,15 @@ pub fn dollars(micro_usd: u64) -> f64 {
     micro_usd as f64 / 1_000_000.0
 }
 
-/// `YYYY-MM-DD` of a Unix time in milliseconds (UTC), by the civil-from-days algorithm.
+/// `YYYY-MM-DD` of a Unix time in milliseconds (UTC).
 pub fn utc_day(at_ms: u64) -> String {
-    let days = (at_ms / 86_400_000) as i64 + 719_468;
+    let (year, month, day) = civil_from_days((at_ms / 86_400_000) as i64);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
     let era = days.div_euclid(146_097);
     let day_of_era = days.rem_euclid(146_097);
     let year_of_era =
@@ -211,8 +217,18 @@ pub fn utc_day(at_ms: u64) -> String {
     } else {
         month_index - 9
     };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// Days since 1970-01-01 of a civil date (the inverse of [`civil_from_days`]).
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month_index = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]
@@ -247,6 +263,10 @@ mod tests {
 
     #[test]
     fn days_are_civil_dates() {
+        for days in [0, 59, 11_016, 20_784, 40_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
         assert_eq!(utc_day(0), "1970-01-01");
         assert_eq!(utc_day(1_795_737_600_000), "2026-11-27");
         assert_eq!(utc_day(951_782_400_000), "2000-02-29");

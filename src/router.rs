@@ -38,7 +38,7 @@ impl Prices {
     }
 }
 
-/// One upstream model with its price.
+/// One upstream model with its price. Tiers are configured smallest first.
 pub struct Tier {
     pub name: String,
     /// The model asked upstream; empty: the request's model (only for the implicit tier).
@@ -128,14 +128,21 @@ impl Router {
             .map_or(Prices::default(), |t| t.prices)
     }
 
-    /// Asks the tier that `requested` names.
+    /// The next smaller tier (tiers are listed smallest first), for a downgrade.
+    pub fn smaller_than(&self, tier: &Tier) -> Option<&Tier> {
+        let at = self.tiers.iter().position(|t| t.name == tier.name)?;
+        at.checked_sub(1).map(|i| &self.tiers[i])
+    }
+
+    /// Asks `tier`; `requested` is the model name the request gave (asked for as is only by
+    /// the implicit tier).
     pub async fn complete(
         &self,
+        tier: &Tier,
         requested: &str,
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Routed, RouterError> {
-        let tier = self.route(requested)?;
         let model = if tier.model.is_empty() {
             requested
         } else {

@@ -18,6 +18,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tracing::{error, info, Instrument};
 
+use crate::budget::BudgetError;
 use crate::cache::{self, format_entry_id, Cache, CacheError, Control, Explanation, Target};
 use crate::config::Config;
 use crate::embed::EmbedError;
@@ -107,6 +108,8 @@ fn status(err: CacheError) -> Status {
         CacheError::UnknownTenant(_) => Code::PermissionDenied,
         CacheError::NotFound(_) => Code::NotFound,
         CacheError::Router(RouterError::UnknownModel { .. }) => Code::InvalidArgument,
+        CacheError::Budget(BudgetError::Exhausted(_)) => Code::ResourceExhausted,
+        CacheError::Budget(BudgetError::Ledger(_)) => Code::Internal,
         CacheError::Router(RouterError::Upstream(e)) => upstream_code(e),
         CacheError::Upstream(e) => upstream_code(e),
         CacheError::Store(StoreError::DiskFull(_)) => Code::ResourceExhausted,
@@ -173,6 +176,7 @@ fn to_request(
             ttl_seconds: control.ttl_seconds,
             min_similarity: control.min_similarity,
         },
+        critical: labels.critical,
         labels: Labels {
             department: labels.department,
             workflow: labels.workflow,
@@ -418,6 +422,7 @@ impl CacheApi for CacheService {
                 tokens_saved: answer.tokens_saved,
                 model: answer.model,
                 explanation: answer.explanation.map(wire_explanation),
+                downgraded_from: answer.downgraded_from.unwrap_or_default(),
             }))
         }
         .instrument(span)

@@ -27,6 +27,7 @@ fn labelled(model: &str, text: &str, department: &str, job: &str) -> CompleteReq
         department: department.into(),
         workflow: "triage".into(),
         job_id: job.into(),
+        ..Default::default()
     });
     request
 }

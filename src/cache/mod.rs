@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
+use crate::budget::{BudgetError, Budgets};
 use crate::config::{check_threshold, Config};
 use crate::embed::{similarity, EmbedError, Embedder};
 use crate::index::{IndexError, IndexSet, LoadReport};
@@ -47,6 +48,8 @@ pub enum CacheError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Router(#[from] RouterError),
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
 }
 
 /// Per-request cache control (see `CacheControl` in the proto).
@@ -68,6 +71,8 @@ pub struct Request {
     pub params: SamplingParams,
     pub control: Control,
     pub labels: Labels,
+    /// Marked critical: may use budget reserves.
+    pub critical: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +146,8 @@ pub struct Answer {
     pub model: String,
     /// How the semantic path decided, when it ran.
     pub explanation: Option<Explanation>,
+    /// The tier asked for, when a budget past its target sent the request to a smaller one.
+    pub downgraded_from: Option<String>,
 }
 
 /// Result of [`Cache::store`].
@@ -206,6 +213,25 @@ fn load_thresholds(store: &Store, config: &Config) -> Result<HashMap<String, f32
         }
     }
     Ok(thresholds)
+}
+
+/// Output tokens assumed when a request sets no `max_tokens`, for the budget estimate.
+const ASSUMED_OUTPUT_TOKENS: u32 = 512;
+
+/// An upper estimate of what a request costs at `prices`, before it is sent: about four
+/// characters a token for the prompt (plus a few per message), and `max_tokens` of output.
+fn estimate_cost(request: &Request, prices: crate::router::Prices) -> u64 {
+    let prompt: u32 = request
+        .messages
+        .iter()
+        .map(|m| (m.content.chars().count() as u32).div_ceil(4) + 4)
+        .sum();
+    let output = request.params.max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS);
+    prices.cost_micro_usd(Usage {
+        prompt_tokens: prompt,
+        completion_tokens: output,
+        total_tokens: prompt + output,
+    })
 }
 
 /// Entry ids are shown to clients as 16 hex digits.
@@ -306,6 +332,7 @@ pub struct Cache {
     embedder: Embedder,
     router: Router,
     meter: Meter,
+    budgets: Budgets,
     /// One lock per chat being answered upstream, so identical concurrent misses make one call.
     in_flight: Mutex<HashMap<ChatKey, AnswerGate>>,
 }
@@ -324,6 +351,7 @@ impl Cache {
         let thresholds = RwLock::new(load_thresholds(&store, &config)?);
         let router = Router::from_config(&config);
         let meter = Meter::new(store.clone());
+        let budgets = Budgets::new(config.budgets.clone());
         Ok((
             Self {
                 config,
@@ -334,6 +362,7 @@ impl Cache {
                 embedder,
                 router,
                 meter,
+                budgets,
                 in_flight: Mutex::new(HashMap::new()),
             },
             report,
@@ -789,10 +818,37 @@ impl Cache {
         status: Status,
         explanation: Option<Explanation>,
     ) -> Result<Answer, CacheError> {
-        let routed = self
+        let requested = self.router.route(&request.model)?;
+        let smaller = self.router.smaller_than(requested);
+        let admission = self.budgets.admit(
+            &self.meter,
+            &request.labels,
+            request.critical,
+            estimate_cost(request, requested.prices),
+            smaller.map(|tier| estimate_cost(request, tier.prices)),
+            now_millis(),
+        )?;
+        let (tier, downgraded_from) = match admission.downgrade_for.as_ref().and(smaller) {
+            Some(smaller) => (smaller, Some(requested.name.clone())),
+            None => (requested, None),
+        };
+        if let (Some(from), Some(budget)) = (&downgraded_from, &admission.downgrade_for) {
+            info!(from = %from, to = %tier.name, budget = %budget, "downgraded: budget past its target");
+        }
+        let routed = match self
             .router
-            .complete(&request.model, &request.messages, &request.params)
-            .await?;
+            .complete(tier, &request.model, &request.messages, &request.params)
+            .await
+        {
+            Ok(routed) => {
+                self.budgets.settle(admission, routed.cost_micro_usd);
+                routed
+            }
+            Err(err) => {
+                self.budgets.settle(admission, 0);
+                return Err(err.into());
+            }
+        };
         let completion = routed.completion;
         // Metered first: the money is spent whether or not the answer can be stored. The line
         // becomes durable with the commit below, together with the entry.
@@ -847,6 +903,7 @@ impl Cache {
             usage: completion.usage,
             tokens_saved: 0,
             model: completion.model,
+            downgraded_from,
         })
     }
 
@@ -886,6 +943,7 @@ impl Cache {
             tokens_saved: hit.entry.usage.total_tokens,
             model: hit.entry.answered_by,
             text: hit.entry.answer,
+            downgraded_from: None,
         })
     }
 

@@ -1,0 +1,330 @@
+//! Budgets: limits on upstream spend per organisation, department, workflow and job.
+//!
+//! Before a miss goes upstream, its cost is estimated and checked against every budget that
+//! covers the request. Past a budget's target the request is downgraded to the next smaller
+//! tier; if it could take spend past a ceiling it is refused. The estimate is reserved while
+//! the call is in flight and replaced by the real cost when it returns, so concurrent requests
+//! can overshoot a ceiling by at most one request's estimate. What was spent in the current
+//! period is read from the meter's ledger the first time a budget is needed, so budgets count
+//! every durable spend across restarts, and nothing twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use tracing::{error, warn};
+
+use crate::config::{BudgetConfig, BudgetsConfig, Period};
+use crate::meter::{civil_from_days, days_from_civil, dollars, utc_day, Charge, Meter};
+use crate::store::{Labels, StoreError};
+
+const DAY_MS: u64 = 86_400_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    #[error(transparent)]
+    Exhausted(Box<Exhausted>),
+    #[error(transparent)]
+    Ledger(#[from] StoreError),
+}
+
+/// A refusal at a ceiling, with what a person needs to act on it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "budget {budget} (owner: {owner}) has spent ${spent:.6} of its ${limit:.6} {period} {limit_kind}; \
+     this request could cost up to ${estimate:.6}. It resets on {resets} (UTC); ask the owner to raise it{hint}"
+)]
+pub struct Exhausted {
+    budget: String,
+    owner: String,
+    spent: f64,
+    limit: f64,
+    limit_kind: &'static str,
+    period: &'static str,
+    estimate: f64,
+    resets: String,
+    hint: &'static str,
+}
+
+/// Which budget: a level and, below the organisation, a name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Organisation,
+    Department(String),
+    Workflow(String),
+    Job(String),
+}
+
+impl Key {
+    fn describe(&self) -> String {
+        match self {
+            Key::Organisation => "organisation".into(),
+            Key::Department(name) => format!("department `{name}`"),
+            Key::Workflow(name) => format!("workflow `{name}`"),
+            Key::Job(id) => format!("job `{id}`"),
+        }
+    }
+}
+
+/// Spend in the current period of one budget.
+#[derive(Debug, Default)]
+struct Account {
+    period_start_ms: u64,
+    spent_micro: u64,
+    reserved_micro: u64,
+    target_alerted: bool,
+    ceiling_alerted: bool,
+}
+
+/// A request let through: the budgets holding its reservation.
+#[derive(Debug)]
+pub struct Admission {
+    keys: Vec<Key>,
+    estimate_micro: u64,
+    /// Set when a budget is past its target: which one.
+    pub downgrade_for: Option<String>,
+}
+
+pub struct Budgets {
+    config: BudgetsConfig,
+    accounts: Mutex<HashMap<Key, Account>>,
+}
+
+fn period_name(period: Period) -> &'static str {
+    match period {
+        Period::Day => "daily",
+        Period::Week => "weekly",
+        Period::Month => "monthly",
+    }
+}
+
+/// Start and end (Unix ms, UTC) of the period containing `now_ms`. Weeks start on Monday.
+pub fn period_bounds(period: Period, now_ms: u64) -> (u64, u64) {
+    let days = (now_ms / DAY_MS) as i64;
+    let (start, end) = match period {
+        Period::Day => (days, days + 1),
+        Period::Week => {
+            let monday = days - (days + 3).rem_euclid(7);
+            (monday, monday + 7)
+        }
+        Period::Month => {
+            let (year, month, _) = civil_from_days(days);
+            let (next_year, next_month) = if month == 12 {
+                (year + 1, 1)
+            } else {
+                (year, month + 1)
+            };
+            (
+                days_from_civil(year, month, 1),
+                days_from_civil(next_year, next_month, 1),
+            )
+        }
+    };
+    (start as u64 * DAY_MS, end as u64 * DAY_MS)
+}
+
+impl Budgets {
+    pub fn new(config: BudgetsConfig) -> Self {
+        Self {
+            config,
+            accounts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The budgets covering a request, with their limits. Unlisted departments and workflows
+    /// fall under `default`, when there is one.
+    fn covering(&self, labels: &Labels) -> Vec<(Key, &BudgetConfig)> {
+        let mut found = Vec::new();
+        if let Some(org) = &self.config.organisation {
+            found.push((Key::Organisation, org));
+        }
+        if let Some((name, budget)) = bucket(&self.config.departments, &labels.department) {
+            found.push((Key::Department(name), budget));
+        }
+        if let Some((name, budget)) = bucket(&self.config.workflows, &labels.workflow) {
+            found.push((Key::Workflow(name), budget));
+        }
+        if let (Some(budget), false) = (&self.config.jobs, labels.job_id.is_empty()) {
+            found.push((Key::Job(labels.job_id.clone()), budget));
+        }
+        found
+    }
+
+    /// Whether a ledger line counts against `key`.
+    fn counts(&self, key: &Key, charge: &Charge) -> bool {
+        let in_bucket = |map: &BTreeMap<String, BudgetConfig>, name: &str, label: &str| {
+            if name == "default" {
+                label == "default" || !map.contains_key(label)
+            } else {
+                label == name
+            }
+        };
+        match key {
+            Key::Organisation => true,
+            Key::Department(name) => {
+                in_bucket(&self.config.departments, name, &charge.labels.department)
+            }
+            Key::Workflow(name) => in_bucket(&self.config.workflows, name, &charge.labels.workflow),
+            Key::Job(id) => &charge.labels.job_id == id,
+        }
+    }
+
+    /// Checks a request against every budget covering it and reserves its estimated cost.
+    /// Past a target the request is to be downgraded, and is then held to the estimate at the
+    /// smaller tier (`downgraded_estimate`, `None` when there is no smaller tier). `critical`
+    /// requests may use the reserve.
+    pub fn admit(
+        &self,
+        meter: &Meter,
+        labels: &Labels,
+        critical: bool,
+        estimate: u64,
+        downgraded_estimate: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Admission, BudgetError> {
+        let covering = self.covering(labels);
+        let mut accounts = self.accounts.lock().expect("budget accounts poisoned");
+        for (key, budget) in &covering {
+            let account = accounts.entry(key.clone()).or_default();
+            let (start, _) = period_bounds(budget.period, now_ms);
+            if account.period_start_ms != start {
+                // First use, or a new period: what the ledger says was spent since its start.
+                account.spent_micro = meter
+                    .charges(start, now_ms + 1)?
+                    .iter()
+                    .filter(|c| self.counts(key, c))
+                    .map(|c| c.cost_micro_usd)
+                    .sum();
+                account.period_start_ms = start;
+                account.target_alerted = false;
+                account.ceiling_alerted = false;
+            }
+        }
+        let committed = |accounts: &HashMap<Key, Account>, key: &Key| {
+            accounts
+                .get(key)
+                .map_or(0, |a| a.spent_micro + a.reserved_micro)
+        };
+        let past_target = covering.iter().find(|(key, budget)| {
+            budget
+                .target_usd
+                .is_some_and(|t| committed(&accounts, key) >= micro(t))
+        });
+        let downgrade_for = past_target.map(|(key, budget)| {
+            if let Some(account) = accounts.get_mut(key) {
+                if !account.target_alerted {
+                    account.target_alerted = true;
+                    warn!(budget = %key.describe(), owner = %budget.owner, spent_usd = dollars(account.spent_micro), target_usd = budget.target_usd, "alert: budget target passed; downgrading to smaller tiers");
+                }
+            }
+            key.describe()
+        });
+        let estimate_micro = match (&downgrade_for, downgraded_estimate) {
+            (Some(_), Some(smaller)) => smaller,
+            _ => estimate,
+        };
+        for (key, budget) in &covering {
+            let Some(ceiling) = budget.ceiling_usd else {
+                continue;
+            };
+            let reserve = if critical { 0.0 } else { budget.reserve_usd };
+            let limit = micro(ceiling - reserve);
+            if committed(&accounts, key) + estimate_micro <= limit {
+                continue;
+            }
+            let account = accounts.get_mut(key).expect("refreshed above");
+            if !account.ceiling_alerted {
+                account.ceiling_alerted = true;
+                error!(budget = %key.describe(), owner = %budget.owner, spent_usd = dollars(account.spent_micro), ceiling_usd = ceiling, "alert: budget ceiling reached; refusing requests");
+            }
+            let (_, end) = period_bounds(budget.period, now_ms);
+            return Err(BudgetError::Exhausted(Box::new(Exhausted {
+                budget: key.describe(),
+                owner: if budget.owner.is_empty() {
+                    "not set".into()
+                } else {
+                    budget.owner.clone()
+                },
+                spent: dollars(account.spent_micro),
+                limit: dollars(limit),
+                limit_kind: if reserve > 0.0 {
+                    "ceiling less its reserve"
+                } else {
+                    "ceiling"
+                },
+                period: period_name(budget.period),
+                estimate: dollars(estimate_micro),
+                resets: utc_day(end),
+                hint: if reserve > 0.0 {
+                    " (requests marked critical may still use the reserve)"
+                } else {
+                    ""
+                },
+            })));
+        }
+        for (key, _) in &covering {
+            if let Some(account) = accounts.get_mut(key) {
+                account.reserved_micro += estimate_micro;
+            }
+        }
+        Ok(Admission {
+            keys: covering.into_iter().map(|(key, _)| key).collect(),
+            estimate_micro,
+            downgrade_for,
+        })
+    }
+
+    /// Replaces a reservation by what the call really cost (0 if it failed).
+    pub fn settle(&self, admission: Admission, cost_micro: u64) {
+        let mut accounts = self.accounts.lock().expect("budget accounts poisoned");
+        for key in &admission.keys {
+            if let Some(account) = accounts.get_mut(key) {
+                account.reserved_micro = account
+                    .reserved_micro
+                    .saturating_sub(admission.estimate_micro);
+                account.spent_micro += cost_micro;
+            }
+        }
+    }
+}
+
+/// The budget a label falls under: its own, else `default`.
+fn bucket<'a>(
+    map: &'a BTreeMap<String, BudgetConfig>,
+    label: &str,
+) -> Option<(String, &'a BudgetConfig)> {
+    map.get_key_value(label)
+        .filter(|(name, _)| name.as_str() != "default")
+        .or_else(|| map.get_key_value("default"))
+        .map(|(name, budget)| (name.clone(), budget))
+}
+
+fn micro(usd: f64) -> u64 {
+    (usd * 1_000_000.0).round().max(0.0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_start_on_the_first_day_monday_and_midnight() {
+        let now = 1_795_785_600_000; // 2026-11-27 12:00 UTC, a Friday
+        let (start, end) = period_bounds(Period::Month, now);
+        assert_eq!(
+            (utc_day(start), utc_day(end)),
+            ("2026-11-01".to_string(), "2026-12-01".to_string())
+        );
+        let (start, end) = period_bounds(Period::Week, now);
+        assert_eq!(
+            (utc_day(start), utc_day(end)),
+            ("2026-11-23".to_string(), "2026-11-30".to_string())
+        );
+        let (start, end) = period_bounds(Period::Day, now);
+        assert_eq!(
+            (utc_day(start), utc_day(end)),
+            ("2026-11-27".to_string(), "2026-11-28".to_string())
+        );
+        let (_, end) = period_bounds(Period::Month, 1_796_083_200_000); // 2026-12-01
+        assert_eq!(utc_day(end), "2027-01-01");
+    }
+}

@@ -1,0 +1,287 @@
+//! Budgets: downgrade past a target, refusal at a ceiling, the reserve, restarts, concurrency.
+
+mod common;
+
+use cachet::proto::{CacheStatus, CompleteRequest, Labels};
+use common::*;
+use tonic::Code;
+
+/// Two priced tiers, both served by the simulator.
+const TIERS: &str = r#"
+[[router.tiers]]
+name = "small"
+model = "gpt-4o-mini"
+input_usd_per_mtok = 0.15
+output_usd_per_mtok = 0.60
+
+[[router.tiers]]
+name = "large"
+model = "gpt-4o"
+input_usd_per_mtok = 2.50
+output_usd_per_mtok = 10.00
+"#;
+
+fn request(
+    model: &str,
+    text: &str,
+    department: &str,
+    job: &str,
+    critical: bool,
+) -> CompleteRequest {
+    let mut r = chat("acme", model, &[msg("user", text)]);
+    r.labels = Some(Labels {
+        department: department.into(),
+        workflow: "agents".into(),
+        job_id: job.into(),
+        critical,
+    });
+    r.params = Some(cachet::proto::SamplingParams {
+        max_tokens: Some(100),
+        ..Default::default()
+    });
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_target_requests_are_downgraded_and_at_the_ceiling_refused() {
+    // One large call (about 30 prompt + 60 completion tokens) costs about $0.0007.
+    let config = format!(
+        "{TIERS}\n[budgets.departments.research]\ntarget_usd = 0.0005\nceiling_usd = 0.0012\nowner = \"research-lead@example.com\"\n"
+    );
+    let Fixture {
+        upstream, sidecar, ..
+    } = &Fixture::with_config(&config).await;
+    let mut client = sidecar.client().await;
+
+    let first = client
+        .complete(request(
+            "large",
+            "Plan a literature review on battery recycling.",
+            "research",
+            "",
+            false,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        first.model, "gpt-4o",
+        "under the target: the tier asked for"
+    );
+    assert_eq!(first.downgraded_from, "");
+
+    let second = client
+        .complete(request(
+            "large",
+            "List open problems in solid-state batteries.",
+            "research",
+            "",
+            false,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        second.model, "gpt-4o-mini",
+        "past the target: the next smaller tier"
+    );
+    assert_eq!(second.downgraded_from, "large");
+
+    // Other departments are not affected by research's budget.
+    let other = client
+        .complete(request(
+            "large",
+            "Draft a sales pitch for batteries.",
+            "sales",
+            "",
+            false,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(other.model, "gpt-4o");
+
+    // Spend on, until the ceiling refuses.
+    let mut refusal = None;
+    for i in 0..40 {
+        match client
+            .complete(request(
+                "small",
+                &format!("Summarise battery paper number {i}."),
+                "research",
+                "",
+                false,
+            ))
+            .await
+        {
+            Ok(_) => {}
+            Err(status) => {
+                refusal = Some(status);
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("the ceiling refuses eventually");
+    assert_eq!(refusal.code(), Code::ResourceExhausted);
+    let message = refusal.message();
+    for part in [
+        "department `research`",
+        "research-lead@example.com",
+        "monthly ceiling",
+        "resets on",
+    ] {
+        assert!(message.contains(part), "{message:?} lacks {part:?}");
+    }
+    let calls = upstream.calls();
+    let again = client
+        .complete(request(
+            "small",
+            "One more battery question?",
+            "research",
+            "",
+            false,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::ResourceExhausted);
+    assert_eq!(upstream.calls(), calls, "a refused request costs nothing");
+    // Cache hits stay free and allowed.
+    let hit = client
+        .complete(request(
+            "large",
+            "Plan a literature review on battery recycling.",
+            "research",
+            "",
+            false,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(hit.status(), CacheStatus::HitExact);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reserve_is_for_critical_requests_and_spend_survives_a_restart() {
+    let config = format!("{TIERS}\n[budgets.organisation]\nceiling_usd = 0.004\nreserve_usd = 0.002\nowner = \"cfo@example.com\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = simulator().await;
+    let sidecar = Sidecar::start_with(dir.path(), &upstream.base_url(), &config).await;
+    let mut client = sidecar.client().await;
+    let mut served = 0;
+    let refusal = loop {
+        match client
+            .complete(request(
+                "large",
+                &format!("Routine question number {served}?"),
+                "ops",
+                "",
+                false,
+            ))
+            .await
+        {
+            Ok(_) => served += 1,
+            Err(status) => break status,
+        }
+        assert!(served < 20, "the ceiling less the reserve never refused");
+    };
+    assert_eq!(refusal.code(), Code::ResourceExhausted);
+    assert!(
+        refusal.message().contains("reserve"),
+        "{}",
+        refusal.message()
+    );
+    let critical = client
+        .complete(request(
+            "large",
+            "Production is down: what do we check first?",
+            "ops",
+            "",
+            true,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        critical.status(),
+        CacheStatus::Miss,
+        "a critical request may use the reserve"
+    );
+
+    // After a crash the budget still knows what was spent.
+    let sidecar = sidecar.restart_after(Stop::Kill9).await;
+    let mut client = sidecar.client().await;
+    let after = client
+        .complete(request(
+            "large",
+            "Another routine question?",
+            "ops",
+            "",
+            false,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(after.code(), Code::ResourceExhausted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_overshoot_a_ceiling_by_at_most_one_estimate() {
+    // Per job: a ceiling that fits a few calls.
+    let config = format!("{TIERS}\n[budgets.jobs]\nceiling_usd = 0.003\n");
+    let Fixture { sidecar, .. } = &Fixture::with_config(&config).await;
+    let client = sidecar.client().await;
+    let calls: Vec<_> = (0..24)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .complete(request(
+                        "large",
+                        &format!("Agent step {i}: what next?"),
+                        "ops",
+                        "runaway-agent",
+                        false,
+                    ))
+                    .await
+            })
+        })
+        .collect();
+    let mut spent = 0.0;
+    let mut refused = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(answer) => {
+                let u = answer.into_inner().usage.unwrap();
+                spent += (f64::from(u.prompt_tokens) * 2.5 + f64::from(u.completion_tokens) * 10.0)
+                    / 1e6;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted);
+                assert!(
+                    status.message().contains("job `runaway-agent`"),
+                    "{}",
+                    status.message()
+                );
+                refused += 1;
+            }
+        }
+    }
+    // One estimate: about 15 prompt tokens at $2.50/M plus 100 output tokens at $10/M.
+    let one_estimate = 0.0011;
+    assert!(refused > 0, "the job's ceiling never refused");
+    assert!(
+        spent <= 0.003 + one_estimate,
+        "spent ${spent:.6} against a $0.003 ceiling"
+    );
+    // Another job is untouched.
+    let mut client = sidecar.client().await;
+    client
+        .complete(request(
+            "large",
+            "A fresh job's first step?",
+            "ops",
+            "other-job",
+            false,
+        ))
+        .await
+        .unwrap();
+}
