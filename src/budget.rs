@@ -23,6 +23,19 @@ const DAY_MS: u64 = 86_400_000;
 pub enum BudgetError {
     #[error(transparent)]
     Exhausted(Box<Exhausted>),
+    #[error(
+        "budget {budget} (owner: {owner}) has used {used} of its {limit} {what} this {period}; \
+         it resets on {resets} (UTC); ask the owner to raise it"
+    )]
+    LimitReached {
+        budget: String,
+        owner: String,
+        what: &'static str,
+        used: u64,
+        limit: u64,
+        period: &'static str,
+        resets: String,
+    },
     #[error(transparent)]
     Ledger(#[from] StoreError),
 }
@@ -71,15 +84,26 @@ struct Account {
     period_start_ms: u64,
     spent_micro: u64,
     reserved_micro: u64,
+    calls: u64,
+    reserved_calls: u64,
+    tokens: u64,
+    reserved_tokens: u64,
     target_alerted: bool,
     ceiling_alerted: bool,
+}
+
+/// What a request is expected to cost before it is sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Estimate {
+    pub micro_usd: u64,
+    pub tokens: u64,
 }
 
 /// A request let through: the budgets holding its reservation.
 #[derive(Debug)]
 pub struct Admission {
     keys: Vec<Key>,
-    estimate_micro: u64,
+    estimate: Estimate,
     /// Set when a budget is past its target: which one.
     pub downgrade_for: Option<String>,
 }
@@ -177,8 +201,8 @@ impl Budgets {
         meter: &Meter,
         labels: &Labels,
         critical: bool,
-        estimate: u64,
-        downgraded_estimate: Option<u64>,
+        estimate: Estimate,
+        downgraded_estimate: Option<Estimate>,
         now_ms: u64,
     ) -> Result<Admission, BudgetError> {
         let covering = self.covering(labels);
@@ -188,12 +212,14 @@ impl Budgets {
             let (start, _) = period_bounds(budget.period, now_ms);
             if account.period_start_ms != start {
                 // First use, or a new period: what the ledger says was spent since its start.
-                account.spent_micro = meter
-                    .charges(start, now_ms + 1)?
+                let charges = meter.charges(start, now_ms + 1)?;
+                let spent: Vec<&Charge> = charges
                     .iter()
-                    .filter(|c| self.counts(key, c))
-                    .map(|c| c.cost_micro_usd)
-                    .sum();
+                    .filter(|c| self.counts(key, c) && c.is_upstream())
+                    .collect();
+                account.spent_micro = spent.iter().map(|c| c.cost_micro_usd).sum();
+                account.calls = spent.len() as u64;
+                account.tokens = spent.iter().map(|c| u64::from(c.usage.total_tokens)).sum();
                 account.period_start_ms = start;
                 account.target_alerted = false;
                 account.ceiling_alerted = false;
@@ -218,10 +244,43 @@ impl Budgets {
             }
             key.describe()
         });
-        let estimate_micro = match (&downgrade_for, downgraded_estimate) {
+        let estimate = match (&downgrade_for, downgraded_estimate) {
             (Some(_), Some(smaller)) => smaller,
             _ => estimate,
         };
+        let estimate_micro = estimate.micro_usd;
+        for (key, budget) in &covering {
+            let account = &accounts[key];
+            let (_, end) = period_bounds(budget.period, now_ms);
+            let limits = [
+                (
+                    "upstream calls",
+                    budget.max_calls,
+                    account.calls + account.reserved_calls,
+                    1,
+                ),
+                (
+                    "tokens",
+                    budget.max_tokens,
+                    account.tokens + account.reserved_tokens,
+                    estimate.tokens,
+                ),
+            ];
+            for (what, limit, used, more) in limits {
+                if let Some(limit) = limit.filter(|limit| used + more > *limit) {
+                    error!(budget = %key.describe(), what, used, limit, "alert: kill-switch: budget limit reached; refusing");
+                    return Err(BudgetError::LimitReached {
+                        budget: key.describe(),
+                        owner: owner_of(budget),
+                        what,
+                        used,
+                        limit,
+                        period: period_noun(budget.period),
+                        resets: utc_day(end),
+                    });
+                }
+            }
+        }
         for (key, budget) in &covering {
             let Some(ceiling) = budget.ceiling_usd else {
                 continue;
@@ -263,25 +322,32 @@ impl Budgets {
         }
         for (key, _) in &covering {
             if let Some(account) = accounts.get_mut(key) {
-                account.reserved_micro += estimate_micro;
+                account.reserved_micro += estimate.micro_usd;
+                account.reserved_calls += 1;
+                account.reserved_tokens += estimate.tokens;
             }
         }
         Ok(Admission {
             keys: covering.into_iter().map(|(key, _)| key).collect(),
-            estimate_micro,
+            estimate,
             downgrade_for,
         })
     }
 
-    /// Replaces a reservation by what the call really cost (0 if it failed).
-    pub fn settle(&self, admission: Admission, cost_micro: u64) {
+    /// Replaces a reservation by what the call really cost and used (`None`: it failed).
+    pub fn settle(&self, admission: Admission, spent: Option<(u64, u64)>) {
         let mut accounts = self.accounts.lock().expect("budget accounts poisoned");
         for key in &admission.keys {
             if let Some(account) = accounts.get_mut(key) {
-                account.reserved_micro = account
-                    .reserved_micro
-                    .saturating_sub(admission.estimate_micro);
-                account.spent_micro += cost_micro;
+                let e = admission.estimate;
+                account.reserved_micro = account.reserved_micro.saturating_sub(e.micro_usd);
+                account.reserved_calls = account.reserved_calls.saturating_sub(1);
+                account.reserved_tokens = account.reserved_tokens.saturating_sub(e.tokens);
+                if let Some((cost_micro, tokens)) = spent {
+                    account.spent_micro += cost_micro;
+                    account.calls += 1;
+                    account.tokens += tokens;
+                }
             }
         }
     }
@@ -296,6 +362,22 @@ fn bucket<'a>(
         .filter(|(name, _)| name.as_str() != "default")
         .or_else(|| map.get_key_value("default"))
         .map(|(name, budget)| (name.clone(), budget))
+}
+
+fn owner_of(budget: &BudgetConfig) -> String {
+    if budget.owner.is_empty() {
+        "not set".into()
+    } else {
+        budget.owner.clone()
+    }
+}
+
+fn period_noun(period: Period) -> &'static str {
+    match period {
+        Period::Day => "day",
+        Period::Week => "week",
+        Period::Month => "month",
+    }
 }
 
 fn micro(usd: f64) -> u64 {

@@ -52,6 +52,7 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub router: RouterConfig,
     pub budgets: BudgetsConfig,
+    pub loop_breaker: LoopBreakerConfig,
     pub admin: AdminConfig,
     /// The tenants this sidecar serves. A request naming any other tenant is refused.
     pub tenants: BTreeMap<String, TenantConfig>,
@@ -149,6 +150,27 @@ pub struct RouterConfig {
     pub tiers: Vec<TierConfig>,
 }
 
+/// The loop breaker: stops a job that keeps sending near-identical prompts upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopBreakerConfig {
+    /// Trip after this many alike prompts from one job within the window; 0 turns it off.
+    pub repeats: usize,
+    pub window_secs: u64,
+    /// Cosine similarity at which two prompts count as alike.
+    pub similarity: f32,
+}
+
+impl Default for LoopBreakerConfig {
+    fn default() -> Self {
+        Self {
+            repeats: 10,
+            window_secs: 300,
+            similarity: 0.98,
+        }
+    }
+}
+
 /// Spending limits. Each applies to the upstream spend of the requests it covers, over its
 /// period. A request is checked against every budget that covers it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -178,6 +200,12 @@ pub struct BudgetConfig {
     /// Part of the ceiling kept for requests marked critical.
     #[serde(default)]
     pub reserve_usd: f64,
+    /// Most upstream calls in a period (a kill-switch for runaway agents, under `[budgets.jobs]`).
+    #[serde(default)]
+    pub max_calls: Option<u64>,
+    /// Most upstream tokens (prompt and completion) in a period.
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
     /// Who to ask for more; named in refusals and alerts.
     #[serde(default)]
     pub owner: String,
@@ -236,6 +264,7 @@ impl Default for Config {
             upstream: UpstreamConfig::default(),
             router: RouterConfig::default(),
             budgets: BudgetsConfig::default(),
+            loop_breaker: LoopBreakerConfig::default(),
             admin: AdminConfig::default(),
             tenants: BTreeMap::from([("default".to_string(), TenantConfig::default())]),
         }
@@ -442,6 +471,7 @@ impl Config {
             check_price(&key("input_usd_per_mtok"), tier.input_usd_per_mtok)?;
             check_price(&key("output_usd_per_mtok"), tier.output_usd_per_mtok)?;
         }
+        check_threshold("loop_breaker.similarity", self.loop_breaker.similarity)?;
         let b = &self.budgets;
         let named = b
             .organisation

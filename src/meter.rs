@@ -33,6 +33,11 @@ impl Charge {
     fn is_hit(&self) -> bool {
         self.tokens_saved > 0 || self.usage.total_tokens == 0
     }
+
+    /// A line for a call that went upstream (not a cache hit).
+    pub fn is_upstream(&self) -> bool {
+        !self.is_hit()
+    }
 }
 
 /// Sums over a set of ledger lines.

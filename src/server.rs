@@ -18,6 +18,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tracing::{error, info, Instrument};
 
+use crate::breaker::BreakerError;
 use crate::budget::BudgetError;
 use crate::cache::{self, format_entry_id, Cache, CacheError, Control, Explanation, Target};
 use crate::config::Config;
@@ -108,8 +109,12 @@ fn status(err: CacheError) -> Status {
         CacheError::UnknownTenant(_) => Code::PermissionDenied,
         CacheError::NotFound(_) => Code::NotFound,
         CacheError::Router(RouterError::UnknownModel { .. }) => Code::InvalidArgument,
-        CacheError::Budget(BudgetError::Exhausted(_)) => Code::ResourceExhausted,
+        CacheError::Budget(BudgetError::Exhausted(_) | BudgetError::LimitReached { .. }) => {
+            Code::ResourceExhausted
+        }
         CacheError::Budget(BudgetError::Ledger(_)) => Code::Internal,
+        CacheError::Breaker(BreakerError::Tripped { .. }) => Code::FailedPrecondition,
+        CacheError::Breaker(BreakerError::Store(_)) => Code::Internal,
         CacheError::Router(RouterError::Upstream(e)) => upstream_code(e),
         CacheError::Upstream(e) => upstream_code(e),
         CacheError::Store(StoreError::DiskFull(_)) => Code::ResourceExhausted,
@@ -237,6 +242,21 @@ fn wire_row(dimension: &str, key: &str, totals: &Totals) -> proto::UsageRow {
 
 #[tonic::async_trait]
 impl AdminApi for AdminService {
+    async fn reset_job(
+        &self,
+        request: Request<proto::ResetJobRequest>,
+    ) -> Result<Response<proto::ResetJobResponse>, Status> {
+        self.0.authorize_admin(&request)?;
+        let cache = self.0.ready()?;
+        let job = request.into_inner().job_id;
+        if job.is_empty() {
+            return Err(Status::invalid_argument("job_id is required"));
+        }
+        let was_stopped = cache.reset_job(&job).map_err(status)?;
+        tracing::info!(job, was_stopped, "job reset by an operator");
+        Ok(Response::new(proto::ResetJobResponse { was_stopped }))
+    }
+
     async fn report(
         &self,
         request: Request<proto::ReportRequest>,

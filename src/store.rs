@@ -432,6 +432,15 @@ impl Store {
             .collect()
     }
 
+    /// The bookkeeping keys starting with `prefix`.
+    pub fn meta_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.meta
+            .scan_prefix(prefix)
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+            .collect()
+    }
+
     pub fn remove_meta(&self, key: &str) -> Result<(), StoreError> {
         self.meta.remove(key)?;
         Ok(())

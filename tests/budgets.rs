@@ -285,3 +285,125 @@ async fn concurrent_requests_overshoot_a_ceiling_by_at_most_one_estimate() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_stops_at_its_call_limit() {
+    let config = format!("{TIERS}\n[budgets.jobs]\nmax_calls = 3\n");
+    let Fixture {
+        upstream, sidecar, ..
+    } = &Fixture::with_config(&config).await;
+    let mut client = sidecar.client().await;
+    let topics = ["tides", "volcanoes", "glaciers", "deserts"];
+    let mut answers = Vec::new();
+    for topic in topics {
+        answers.push(
+            client
+                .complete(request(
+                    "small",
+                    &format!("Explain how {topic} form."),
+                    "ops",
+                    "agent-7",
+                    false,
+                ))
+                .await,
+        );
+    }
+    assert!(answers[..3].iter().all(|a| a.is_ok()));
+    let refused = answers[3].as_ref().unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("3 of its 3 upstream calls"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(upstream.calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_breaker_stops_a_looping_job_until_an_operator_resets_it() {
+    use cachet::proto::admin_client::AdminClient;
+    use cachet::proto::ResetJobRequest;
+
+    let config =
+        format!("{TIERS}\n[loop_breaker]\nrepeats = 3\nwindow_secs = 60\nsimilarity = 0.9\n");
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = simulator().await;
+    let sidecar = Sidecar::start_with(dir.path(), &upstream.base_url(), &config).await;
+    let mut client = sidecar.client().await;
+    // The attempt counter makes every prompt a miss (the numbers guard), yet they are alike.
+    let attempt = |n: u32, job: &str| {
+        request(
+            "small",
+            &format!("Fetch the status of order 48213, attempt {n}, and retry if it fails."),
+            "ops",
+            job,
+            false,
+        )
+    };
+    client.complete(attempt(1, "looping-agent")).await.unwrap();
+    client.complete(attempt(2, "looping-agent")).await.unwrap();
+    let stopped = client
+        .complete(attempt(3, "looping-agent"))
+        .await
+        .unwrap_err();
+    assert_eq!(stopped.code(), Code::FailedPrecondition);
+    assert!(
+        stopped.message().contains("loop breaker"),
+        "{}",
+        stopped.message()
+    );
+    assert_eq!(upstream.calls(), 2, "the third round never went upstream");
+    // Another job, and the same job's other work, are judged on their own.
+    client.complete(attempt(3, "healthy-agent")).await.unwrap();
+    let unrelated = client
+        .complete(request(
+            "small",
+            "What is the capital of Peru?",
+            "ops",
+            "looping-agent",
+            false,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unrelated.code(),
+        Code::FailedPrecondition,
+        "stopped until reset, whatever it sends"
+    );
+
+    // A restart does not release it; an operator does.
+    let sidecar = sidecar.restart_after(Stop::Kill9).await;
+    let mut client = sidecar.client().await;
+    assert_eq!(
+        client
+            .complete(attempt(4, "looping-agent"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::FailedPrecondition
+    );
+    let mut admin = AdminClient::new(sidecar.channel().await);
+    let refused = admin
+        .reset_job(tonic::Request::new(ResetJobRequest {
+            job_id: "looping-agent".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let mut reset = tonic::Request::new(ResetJobRequest {
+        job_id: "looping-agent".into(),
+    });
+    reset.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    assert!(
+        admin
+            .reset_job(reset)
+            .await
+            .unwrap()
+            .into_inner()
+            .was_stopped
+    );
+    client.complete(attempt(5, "looping-agent")).await.unwrap();
+}

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use crate::budget::{BudgetError, Budgets};
+use crate::breaker::{BreakerError, LoopBreaker};
+use crate::budget::{BudgetError, Budgets, Estimate};
 use crate::config::{check_threshold, Config};
 use crate::embed::{similarity, EmbedError, Embedder};
 use crate::index::{IndexError, IndexSet, LoadReport};
@@ -50,6 +51,8 @@ pub enum CacheError {
     Router(#[from] RouterError),
     #[error(transparent)]
     Budget(#[from] BudgetError),
+    #[error(transparent)]
+    Breaker(#[from] BreakerError),
 }
 
 /// Per-request cache control (see `CacheControl` in the proto).
@@ -220,18 +223,22 @@ const ASSUMED_OUTPUT_TOKENS: u32 = 512;
 
 /// An upper estimate of what a request costs at `prices`, before it is sent: about four
 /// characters a token for the prompt (plus a few per message), and `max_tokens` of output.
-fn estimate_cost(request: &Request, prices: crate::router::Prices) -> u64 {
+fn estimate_cost(request: &Request, prices: crate::router::Prices) -> Estimate {
     let prompt: u32 = request
         .messages
         .iter()
         .map(|m| (m.content.chars().count() as u32).div_ceil(4) + 4)
         .sum();
     let output = request.params.max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS);
-    prices.cost_micro_usd(Usage {
+    let usage = Usage {
         prompt_tokens: prompt,
         completion_tokens: output,
         total_tokens: prompt + output,
-    })
+    };
+    Estimate {
+        micro_usd: prices.cost_micro_usd(usage),
+        tokens: u64::from(usage.total_tokens),
+    }
 }
 
 /// Entry ids are shown to clients as 16 hex digits.
@@ -333,6 +340,7 @@ pub struct Cache {
     router: Router,
     meter: Meter,
     budgets: Budgets,
+    breaker: LoopBreaker,
     /// One lock per chat being answered upstream, so identical concurrent misses make one call.
     in_flight: Mutex<HashMap<ChatKey, AnswerGate>>,
 }
@@ -352,6 +360,7 @@ impl Cache {
         let router = Router::from_config(&config);
         let meter = Meter::new(store.clone());
         let budgets = Budgets::new(config.budgets.clone());
+        let breaker = LoopBreaker::load(config.loop_breaker.clone(), store.clone())?;
         Ok((
             Self {
                 config,
@@ -363,6 +372,7 @@ impl Cache {
                 router,
                 meter,
                 budgets,
+                breaker,
                 in_flight: Mutex::new(HashMap::new()),
             },
             report,
@@ -819,6 +829,14 @@ impl Cache {
         explanation: Option<Explanation>,
     ) -> Result<Answer, CacheError> {
         let requested = self.router.route(&request.model)?;
+        if !request.labels.job_id.is_empty() {
+            if probe.embedded.is_none() {
+                probe.embedded = Some(self.embed(&probe.chat).await?);
+            }
+            let query = probe.embedded.as_ref().and_then(|e| e.query.as_deref());
+            self.breaker
+                .check(&request.labels.job_id, query, now_millis())?;
+        }
         let smaller = self.router.smaller_than(requested);
         let admission = self.budgets.admit(
             &self.meter,
@@ -841,11 +859,13 @@ impl Cache {
             .await
         {
             Ok(routed) => {
-                self.budgets.settle(admission, routed.cost_micro_usd);
+                let tokens = u64::from(routed.completion.usage.total_tokens);
+                self.budgets
+                    .settle(admission, Some((routed.cost_micro_usd, tokens)));
                 routed
             }
             Err(err) => {
-                self.budgets.settle(admission, 0);
+                self.budgets.settle(admission, None);
                 return Err(err.into());
             }
         };
@@ -945,6 +965,11 @@ impl Cache {
             text: hit.entry.answer,
             downgraded_from: None,
         })
+    }
+
+    /// Releases a job stopped by the loop breaker. Returns whether it was stopped.
+    pub fn reset_job(&self, job: &str) -> Result<bool, CacheError> {
+        Ok(self.breaker.reset(job)?)
     }
 
     /// The meter: spend and savings, for showback.
