@@ -144,10 +144,25 @@ pub struct UpstreamConfig {
 }
 
 /// Upstream models in tiers. Empty: `[upstream]` is the one tier.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouterConfig {
     pub tiers: Vec<TierConfig>,
+    /// Consecutive failures after which a tier's circuit opens and its requests fall back to
+    /// a smaller tier; 0 turns the breaker off.
+    pub breaker_failures: u32,
+    /// How long an open circuit stays open before the tier is tried again.
+    pub breaker_cooldown_secs: u64,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            tiers: Vec::new(),
+            breaker_failures: 5,
+            breaker_cooldown_secs: 30,
+        }
+    }
 }
 
 /// The loop breaker: stops a job that keeps sending near-identical prompts upstream.

@@ -8,7 +8,9 @@
 
 use crate::config::{Config, TierConfig};
 use crate::scope::{ChatMessage, SamplingParams};
-use crate::store::Usage;
+use std::sync::Mutex;
+
+use crate::store::{now_millis, Usage};
 use crate::upstream::{Completion, Upstream, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +21,15 @@ pub enum RouterError {
     UnknownModel { requested: String, known: String },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(
+        "tier `{tier}` failed {failures} times in a row and no smaller tier is available; \
+         it is retried after {cooldown_secs} s (router.breaker_cooldown_secs)"
+    )]
+    CircuitOpen {
+        tier: String,
+        failures: u32,
+        cooldown_secs: u64,
+    },
 }
 
 /// Prices in US dollars per million tokens.
@@ -45,11 +56,20 @@ pub struct Tier {
     pub model: String,
     pub prices: Prices,
     upstream: Upstream,
+    circuit: Mutex<Circuit>,
+}
+
+/// A tier's recent failures: after too many in a row its circuit opens for a cool-down.
+#[derive(Debug, Default)]
+struct Circuit {
+    consecutive_failures: u32,
+    open_until_ms: u64,
 }
 
 /// An answer from a tier, with what it cost.
 #[derive(Debug, Clone)]
 pub struct Routed {
+    /// The tier that answered: the one asked for, or a smaller one while its circuit is open.
     pub tier: String,
     pub completion: Completion,
     pub cost_micro_usd: u64,
@@ -57,6 +77,8 @@ pub struct Routed {
 
 pub struct Router {
     tiers: Vec<Tier>,
+    breaker_failures: u32,
+    breaker_cooldown_ms: u64,
     /// No tiers were configured: `[upstream]` is the one tier and takes any model name.
     implicit: bool,
 }
@@ -83,6 +105,7 @@ impl Router {
                 api_key(t.api_key_env.as_deref().unwrap_or(&upstream.api_key_env)),
                 config.upstream_timeout(),
             ),
+            circuit: Mutex::new(Circuit::default()),
         };
         let mut tiers: Vec<Tier> = config.router.tiers.iter().map(tier).collect();
         let implicit = tiers.is_empty();
@@ -96,7 +119,12 @@ impl Router {
                 output_usd_per_mtok: upstream.output_usd_per_mtok,
             }));
         }
-        Self { tiers, implicit }
+        Self {
+            tiers,
+            implicit,
+            breaker_failures: config.router.breaker_failures,
+            breaker_cooldown_ms: config.router.breaker_cooldown_secs * 1000,
+        }
     }
 
     /// The tier a request's model names: by tier name, then by model name.
@@ -134,8 +162,47 @@ impl Router {
         at.checked_sub(1).map(|i| &self.tiers[i])
     }
 
-    /// Asks `tier`; `requested` is the model name the request gave (asked for as is only by
-    /// the implicit tier).
+    fn is_open(&self, tier: &Tier, now_ms: u64) -> bool {
+        tier.circuit.lock().expect("circuit poisoned").open_until_ms > now_ms
+    }
+
+    /// Counts a call's outcome: failures that say the upstream is unwell open the circuit.
+    fn record(&self, tier: &Tier, outcome: &Result<Completion, UpstreamError>, now_ms: u64) {
+        let mut circuit = tier.circuit.lock().expect("circuit poisoned");
+        match outcome {
+            Ok(_) | Err(UpstreamError::Rejected { .. }) => circuit.consecutive_failures = 0,
+            Err(_) => {
+                circuit.consecutive_failures += 1;
+                if self.breaker_failures > 0
+                    && circuit.consecutive_failures >= self.breaker_failures
+                {
+                    circuit.open_until_ms = now_ms + self.breaker_cooldown_ms;
+                    tracing::error!(tier = %tier.name, failures = circuit.consecutive_failures, cooldown_ms = self.breaker_cooldown_ms, "alert: upstream circuit opened; falling back to smaller tiers");
+                }
+            }
+        }
+    }
+
+    /// The tier to ask for `tier`: itself, or while its circuit is open the nearest smaller
+    /// tier whose circuit is closed.
+    fn available<'a>(&'a self, tier: &'a Tier, now_ms: u64) -> Result<&'a Tier, RouterError> {
+        let mut candidate = Some(tier);
+        while let Some(t) = candidate {
+            if !self.is_open(t, now_ms) {
+                return Ok(t);
+            }
+            candidate = self.smaller_than(t);
+        }
+        Err(RouterError::CircuitOpen {
+            tier: tier.name.clone(),
+            failures: self.breaker_failures,
+            cooldown_secs: self.breaker_cooldown_ms / 1000,
+        })
+    }
+
+    /// Asks `tier` (or, while its circuit is open, a smaller one: see [`Routed::tier`]);
+    /// `requested` is the model name the request gave (asked for as is only by the implicit
+    /// tier).
     pub async fn complete(
         &self,
         tier: &Tier,
@@ -143,13 +210,16 @@ impl Router {
         messages: &[ChatMessage],
         params: &SamplingParams,
     ) -> Result<Routed, RouterError> {
+        let tier = self.available(tier, now_millis())?;
         let model = if tier.model.is_empty() {
             requested
         } else {
             &tier.model
         };
         tracing::info!(tier = %tier.name, model, "routed upstream");
-        let completion = tier.upstream.complete(model, messages, params).await?;
+        let outcome = tier.upstream.complete(model, messages, params).await;
+        self.record(tier, &outcome, now_millis());
+        let completion = outcome?;
         Ok(Routed {
             tier: tier.name.clone(),
             cost_micro_usd: tier.prices.cost_micro_usd(completion.usage),

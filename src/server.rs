@@ -109,6 +109,7 @@ fn status(err: CacheError) -> Status {
         CacheError::UnknownTenant(_) => Code::PermissionDenied,
         CacheError::NotFound(_) => Code::NotFound,
         CacheError::Router(RouterError::UnknownModel { .. }) => Code::InvalidArgument,
+        CacheError::Router(RouterError::CircuitOpen { .. }) => Code::Unavailable,
         CacheError::Budget(BudgetError::Exhausted(_) | BudgetError::LimitReached { .. }) => {
             Code::ResourceExhausted
         }

@@ -214,3 +214,71 @@ async fn the_report_is_an_admin_call() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_tier_opens_its_circuit_and_falls_back_to_a_smaller_one() {
+    use cachet::simulator::Behaviour;
+
+    let small = simulator().await;
+    let large = simulator().await;
+    let config = format!(
+        r#"
+[router]
+breaker_failures = 2
+breaker_cooldown_secs = 1
+
+[[router.tiers]]
+name = "small"
+model = "gpt-4o-mini"
+base_url = "{}"
+input_usd_per_mtok = 0.15
+output_usd_per_mtok = 0.60
+
+[[router.tiers]]
+name = "large"
+model = "gpt-4o"
+base_url = "{}"
+input_usd_per_mtok = 2.50
+output_usd_per_mtok = 10.00
+"#,
+        small.base_url(),
+        large.base_url()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = Sidecar::start_with(dir.path(), &small.base_url(), &config).await;
+    let mut client = sidecar.client().await;
+    let ask = |n: u32| {
+        labelled(
+            "large",
+            &format!("Write release note number {n}."),
+            "eng",
+            "",
+        )
+    };
+
+    large.set_behaviour(Behaviour::Fail(503));
+    for n in 0..2 {
+        let failed = client.complete(ask(n)).await.unwrap_err();
+        assert_eq!(failed.code(), Code::Unavailable);
+    }
+    assert_eq!(large.calls(), 2);
+    let fallback = client.complete(ask(2)).await.unwrap().into_inner();
+    assert_eq!(
+        fallback.model, "gpt-4o-mini",
+        "the open circuit sent it to the smaller tier"
+    );
+    assert_eq!(fallback.downgraded_from, "large");
+    assert_eq!(
+        large.calls(),
+        2,
+        "the failing tier is left alone while its circuit is open"
+    );
+    assert_eq!(small.calls(), 1);
+
+    // After the cool-down the tier is tried again, and serves once healthy.
+    large.set_behaviour(Behaviour::Answer);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let recovered = client.complete(ask(3)).await.unwrap().into_inner();
+    assert_eq!(recovered.model, "gpt-4o");
+    assert_eq!(recovered.downgraded_from, "");
+}

@@ -846,13 +846,13 @@ impl Cache {
             smaller.map(|tier| estimate_cost(request, tier.prices)),
             now_millis(),
         )?;
-        let (tier, downgraded_from) = match admission.downgrade_for.as_ref().and(smaller) {
-            Some(smaller) => (smaller, Some(requested.name.clone())),
-            None => (requested, None),
+        let tier = match (admission.downgrade_for.as_ref(), smaller) {
+            (Some(budget), Some(smaller)) => {
+                info!(from = %requested.name, to = %smaller.name, budget = %budget, "downgraded: budget past its target");
+                smaller
+            }
+            _ => requested,
         };
-        if let (Some(from), Some(budget)) = (&downgraded_from, &admission.downgrade_for) {
-            info!(from = %from, to = %tier.name, budget = %budget, "downgraded: budget past its target");
-        }
         let routed = match self
             .router
             .complete(tier, &request.model, &request.messages, &request.params)
@@ -869,6 +869,8 @@ impl Cache {
                 return Err(err.into());
             }
         };
+        // Smaller than asked: a budget past its target, or the asked tier's circuit open.
+        let downgraded_from = (routed.tier != requested.name).then(|| requested.name.clone());
         let completion = routed.completion;
         // Metered first: the money is spent whether or not the answer can be stored. The line
         // becomes durable with the commit below, together with the entry.
