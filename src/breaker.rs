@@ -10,8 +10,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
-use tracing::error;
+use std::sync::Arc;
 
+use crate::alert::{Alerts, Kind};
 use crate::config::LoopBreakerConfig;
 use crate::embed::similarity;
 use crate::store::{Store, StoreError};
@@ -39,6 +40,7 @@ fn trip_key(job: &str) -> String {
 
 pub struct LoopBreaker {
     config: LoopBreakerConfig,
+    alerts: Arc<Alerts>,
     store: Store,
     /// Per job: when it sent each recent upstream-bound prompt, and its embedding.
     recent: Mutex<HashMap<String, Recent>>,
@@ -47,7 +49,11 @@ pub struct LoopBreaker {
 
 impl LoopBreaker {
     /// Loads the jobs tripped before a restart.
-    pub fn load(config: LoopBreakerConfig, store: Store) -> Result<Self, StoreError> {
+    pub fn load(
+        config: LoopBreakerConfig,
+        store: Store,
+        alerts: Arc<Alerts>,
+    ) -> Result<Self, StoreError> {
         let tripped = store
             .meta_keys("tripped-job/")?
             .into_iter()
@@ -55,6 +61,7 @@ impl LoopBreaker {
             .collect();
         Ok(Self {
             config,
+            alerts,
             store,
             recent: Mutex::new(HashMap::new()),
             tripped: Mutex::new(tripped),
@@ -97,11 +104,14 @@ impl LoopBreaker {
                 .expect("breaker poisoned")
                 .insert(job.to_string());
             history.clear();
-            error!(
-                job,
-                repeats = self.config.repeats,
-                window_secs = self.config.window_secs,
-                "alert: loop breaker tripped; refusing the job until reset"
+            self.alerts.raise(
+                Kind::LoopBreaker,
+                format!("job `{job}`"),
+                "",
+                format!(
+                    "job `{job}` sent {} near-identical prompts upstream within {} s; stopped until an operator resets it",
+                    self.config.repeats, self.config.window_secs
+                ),
             );
             return Err(tripped());
         }

@@ -11,7 +11,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use tracing::{error, warn};
+use std::sync::Arc;
+
+use crate::alert::{Alerts, Kind};
 
 use crate::config::{BudgetConfig, BudgetsConfig, Period};
 use crate::meter::{civil_from_days, days_from_civil, dollars, utc_day, Charge, Meter};
@@ -90,6 +92,7 @@ struct Account {
     reserved_tokens: u64,
     target_alerted: bool,
     ceiling_alerted: bool,
+    limit_alerted: bool,
 }
 
 /// What a request is expected to cost before it is sent.
@@ -110,6 +113,7 @@ pub struct Admission {
 
 pub struct Budgets {
     config: BudgetsConfig,
+    alerts: Arc<Alerts>,
     accounts: Mutex<HashMap<Key, Account>>,
 }
 
@@ -147,9 +151,10 @@ pub fn period_bounds(period: Period, now_ms: u64) -> (u64, u64) {
 }
 
 impl Budgets {
-    pub fn new(config: BudgetsConfig) -> Self {
+    pub fn new(config: BudgetsConfig, alerts: Arc<Alerts>) -> Self {
         Self {
             config,
+            alerts,
             accounts: Mutex::new(HashMap::new()),
         }
     }
@@ -223,6 +228,7 @@ impl Budgets {
                 account.period_start_ms = start;
                 account.target_alerted = false;
                 account.ceiling_alerted = false;
+                account.limit_alerted = false;
             }
         }
         let committed = |accounts: &HashMap<Key, Account>, key: &Key| {
@@ -239,7 +245,17 @@ impl Budgets {
             if let Some(account) = accounts.get_mut(key) {
                 if !account.target_alerted {
                     account.target_alerted = true;
-                    warn!(budget = %key.describe(), owner = %budget.owner, spent_usd = dollars(account.spent_micro), target_usd = budget.target_usd, "alert: budget target passed; downgrading to smaller tiers");
+                    self.alerts.raise(
+                        Kind::BudgetTarget,
+                        key.describe(),
+                        &budget.owner,
+                        format!(
+                            "budget {} passed its target (${:.6} spent of ${:.6}); requests now go to smaller tiers",
+                            key.describe(),
+                            dollars(account.spent_micro),
+                            budget.target_usd.unwrap_or_default()
+                        ),
+                    );
                 }
             }
             key.describe()
@@ -268,7 +284,16 @@ impl Budgets {
             ];
             for (what, limit, used, more) in limits {
                 if let Some(limit) = limit.filter(|limit| used + more > *limit) {
-                    error!(budget = %key.describe(), what, used, limit, "alert: kill-switch: budget limit reached; refusing");
+                    let account = accounts.get_mut(key).expect("refreshed above");
+                    if !account.limit_alerted {
+                        account.limit_alerted = true;
+                        self.alerts.raise(
+                            Kind::BudgetLimit,
+                            key.describe(),
+                            &budget.owner,
+                            format!("budget {} reached its limit of {limit} {what}; refusing its requests", key.describe()),
+                        );
+                    }
                     return Err(BudgetError::LimitReached {
                         budget: key.describe(),
                         owner: owner_of(budget),
@@ -293,7 +318,16 @@ impl Budgets {
             let account = accounts.get_mut(key).expect("refreshed above");
             if !account.ceiling_alerted {
                 account.ceiling_alerted = true;
-                error!(budget = %key.describe(), owner = %budget.owner, spent_usd = dollars(account.spent_micro), ceiling_usd = ceiling, "alert: budget ceiling reached; refusing requests");
+                self.alerts.raise(
+                    Kind::BudgetCeiling,
+                    key.describe(),
+                    &budget.owner,
+                    format!(
+                        "budget {} reached its ceiling (${:.6} spent of ${ceiling:.6}); refusing its requests",
+                        key.describe(),
+                        dollars(account.spent_micro)
+                    ),
+                );
             }
             let (_, end) = period_bounds(budget.period, now_ms);
             return Err(BudgetError::Exhausted(Box::new(Exhausted {

@@ -53,6 +53,7 @@ pub struct Config {
     pub router: RouterConfig,
     pub budgets: BudgetsConfig,
     pub loop_breaker: LoopBreakerConfig,
+    pub alerts: AlertsConfig,
     pub admin: AdminConfig,
     /// The tenants this sidecar serves. A request naming any other tenant is refused.
     pub tenants: BTreeMap<String, TenantConfig>,
@@ -163,6 +164,14 @@ impl Default for RouterConfig {
             breaker_cooldown_secs: 30,
         }
     }
+}
+
+/// Where alerts go besides the log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// POST each alert here as JSON; empty: log only.
+    pub webhook_url: String,
 }
 
 /// The loop breaker: stops a job that keeps sending near-identical prompts upstream.
@@ -280,6 +289,7 @@ impl Default for Config {
             router: RouterConfig::default(),
             budgets: BudgetsConfig::default(),
             loop_breaker: LoopBreakerConfig::default(),
+            alerts: AlertsConfig::default(),
             admin: AdminConfig::default(),
             tenants: BTreeMap::from([("default".to_string(), TenantConfig::default())]),
         }
@@ -487,6 +497,9 @@ impl Config {
             check_price(&key("output_usd_per_mtok"), tier.output_usd_per_mtok)?;
         }
         check_threshold("loop_breaker.similarity", self.loop_breaker.similarity)?;
+        if !self.alerts.webhook_url.is_empty() {
+            check_url("alerts.webhook_url", &self.alerts.webhook_url)?;
+        }
         let b = &self.budgets;
         let named = b
             .organisation

@@ -16,6 +16,7 @@
 //! `cachet bench` (Lookup traffic over gRPC, client-observed latency and hit rates); `tune`
 //! measures hit and wrong-answer rates on labelled `pairs` across thresholds (`cachet tune`).
 
+pub mod alert;
 pub mod breaker;
 pub mod budget;
 pub mod cache;

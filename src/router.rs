@@ -8,8 +8,9 @@
 
 use crate::config::{Config, TierConfig};
 use crate::scope::{ChatMessage, SamplingParams};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use crate::alert::{Alerts, Kind};
 use crate::store::{now_millis, Usage};
 use crate::upstream::{Completion, Upstream, UpstreamError};
 
@@ -77,6 +78,7 @@ pub struct Routed {
 
 pub struct Router {
     tiers: Vec<Tier>,
+    alerts: Arc<Alerts>,
     breaker_failures: u32,
     breaker_cooldown_ms: u64,
     /// No tiers were configured: `[upstream]` is the one tier and takes any model name.
@@ -91,7 +93,7 @@ fn api_key(env_name: &str) -> Option<String> {
 }
 
 impl Router {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Config, alerts: Arc<Alerts>) -> Self {
         let upstream = &config.upstream;
         let tier = |t: &TierConfig| Tier {
             name: t.name.clone(),
@@ -121,6 +123,7 @@ impl Router {
         }
         Self {
             tiers,
+            alerts,
             implicit,
             breaker_failures: config.router.breaker_failures,
             breaker_cooldown_ms: config.router.breaker_cooldown_secs * 1000,
@@ -177,7 +180,17 @@ impl Router {
                     && circuit.consecutive_failures >= self.breaker_failures
                 {
                     circuit.open_until_ms = now_ms + self.breaker_cooldown_ms;
-                    tracing::error!(tier = %tier.name, failures = circuit.consecutive_failures, cooldown_ms = self.breaker_cooldown_ms, "alert: upstream circuit opened; falling back to smaller tiers");
+                    self.alerts.raise(
+                        Kind::CircuitOpen,
+                        format!("tier `{}`", tier.name),
+                        "",
+                        format!(
+                            "tier `{}` failed {} times in a row; its requests go to smaller tiers for {} s",
+                            tier.name,
+                            circuit.consecutive_failures,
+                            self.breaker_cooldown_ms / 1000
+                        ),
+                    );
                 }
             }
         }
@@ -252,14 +265,14 @@ mod tests {
             ("CACHET_ROUTER__TIERS".to_string(), r#"[{name = "small", model = "gpt-4o-mini", input_usd_per_mtok = 0.15, output_usd_per_mtok = 0.6}, {name = "large", model = "gpt-4o", input_usd_per_mtok = 2.5, output_usd_per_mtok = 10.0}]"#.to_string()),
         ])
         .unwrap();
-        let router = Router::from_config(&config);
+        let router = Router::from_config(&config, Arc::new(Alerts::new("")));
         assert_eq!(router.route("small").unwrap().model, "gpt-4o-mini");
         assert_eq!(router.route("gpt-4o").unwrap().name, "large");
         let err = router.route("gpt-5").err().unwrap().to_string();
         assert!(err.contains("small (gpt-4o-mini)"), "{err}");
         assert_eq!(router.prices_of("gpt-4o").output_per_mtok, 10.0);
 
-        let single = Router::from_config(&Config::default());
+        let single = Router::from_config(&Config::default(), Arc::new(Alerts::new("")));
         assert_eq!(single.route("anything").unwrap().name, "default");
     }
 }

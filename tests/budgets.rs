@@ -407,3 +407,59 @@ async fn the_loop_breaker_stops_a_looping_job_until_an_operator_resets_it() {
     );
     client.complete(attempt(5, "looping-agent")).await.unwrap();
 }
+
+/// A webhook receiver standing in for the operator's alerting system.
+async fn webhook() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&received);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(alert): axum::Json<serde_json::Value>| {
+            let sink = std::sync::Arc::clone(&sink);
+            async move {
+                sink.lock().unwrap().push(alert);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_posted_once_per_crossing() {
+    let (url, received) = webhook().await;
+    let config = format!(
+        "{TIERS}\n[alerts]\nwebhook_url = \"{url}\"\n[budgets.departments.research]\ntarget_usd = 0.00005\nceiling_usd = 0.0002\nowner = \"research-lead@example.com\"\n"
+    );
+    let Fixture { sidecar, .. } = &Fixture::with_config(&config).await;
+    let mut client = sidecar.client().await;
+    let mut refused = 0;
+    for i in 0..8 {
+        let r = client
+            .complete(request(
+                "small",
+                &format!("Research question number {i}?"),
+                "research",
+                "",
+                false,
+            ))
+            .await;
+        refused += usize::from(r.is_err());
+    }
+    assert!(refused >= 2, "the ceiling refused {refused} requests");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let alerts = received.lock().unwrap().clone();
+    let kinds: Vec<&str> = alerts.iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["budget_target", "budget_ceiling"], "{alerts:?}");
+    assert_eq!(alerts[1]["owner"], "research-lead@example.com");
+    assert!(alerts[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("department `research`"));
+}

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
+use crate::alert::Alerts;
 use crate::breaker::{BreakerError, LoopBreaker};
 use crate::budget::{BudgetError, Budgets, Estimate};
 use crate::config::{check_threshold, Config};
@@ -357,10 +358,11 @@ impl Cache {
             config.embed.max_batch,
         )?;
         let thresholds = RwLock::new(load_thresholds(&store, &config)?);
-        let router = Router::from_config(&config);
+        let alerts = Arc::new(Alerts::new(&config.alerts.webhook_url));
+        let router = Router::from_config(&config, Arc::clone(&alerts));
         let meter = Meter::new(store.clone());
-        let budgets = Budgets::new(config.budgets.clone());
-        let breaker = LoopBreaker::load(config.loop_breaker.clone(), store.clone())?;
+        let budgets = Budgets::new(config.budgets.clone(), Arc::clone(&alerts));
+        let breaker = LoopBreaker::load(config.loop_breaker.clone(), store.clone(), alerts)?;
         Ok((
             Self {
                 config,
