@@ -222,13 +222,18 @@ fn load_thresholds(store: &Store, config: &Config) -> Result<HashMap<String, f32
 /// Output tokens assumed when a request sets no `max_tokens`, for the budget estimate.
 const ASSUMED_OUTPUT_TOKENS: u32 = 512;
 
-/// An upper estimate of what a request costs at `prices`, before it is sent: about four
-/// characters a token for the prompt (plus a few per message), and `max_tokens` of output.
+/// Tokens the chat format adds around each message (role, separators), as OpenAI counts them.
+const TOKENS_PER_MESSAGE: u32 = 4;
+
+/// An upper estimate of what a request costs at `prices`, before it is sent: the prompt counted
+/// with a real BPE tokenizer (o200k, GPT-4o's; other vocabularies differ by a few percent, and
+/// the upstream's reported usage is what is finally metered), and `max_tokens` of output.
 fn estimate_cost(request: &Request, prices: crate::router::Prices) -> Estimate {
+    let bpe = tiktoken_rs::o200k_base_singleton();
     let prompt: u32 = request
         .messages
         .iter()
-        .map(|m| (m.content.chars().count() as u32).div_ceil(4) + 4)
+        .map(|m| bpe.encode_ordinary(&m.content).len() as u32 + TOKENS_PER_MESSAGE)
         .sum();
     let output = request.params.max_tokens.unwrap_or(ASSUMED_OUTPUT_TOKENS);
     let usage = Usage {
@@ -1148,5 +1153,33 @@ fn judge(words: &ChatWords, embedded: &Embedded, entry: &StoredEntry) -> Verdict
         context_similarity,
         guards_checked,
         guard: found,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::Prices;
+
+    #[test]
+    fn the_estimate_counts_bpe_tokens_and_max_tokens() {
+        let request = Request {
+            messages: vec![ChatMessage {
+                role: Role::User,
+                content: "Hello world".into(),
+            }],
+            params: SamplingParams {
+                max_tokens: Some(10),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let prices = Prices {
+            input_per_mtok: 1.0,
+            output_per_mtok: 2.0,
+        };
+        let estimate = estimate_cost(&request, prices);
+        assert_eq!(estimate.tokens, 2 + TOKENS_PER_MESSAGE as u64 + 10);
+        assert_eq!(estimate.micro_usd, 6 + 20);
     }
 }
