@@ -11,9 +11,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::alert::{Alerts, Kind};
+use crate::store::Store;
 
 use crate::config::{BudgetConfig, BudgetsConfig, Period};
 use crate::meter::{civil_from_days, days_from_civil, dollars, utc_day, Charge, Meter};
@@ -25,6 +26,8 @@ const DAY_MS: u64 = 86_400_000;
 pub enum BudgetError {
     #[error(transparent)]
     Exhausted(Box<Exhausted>),
+    #[error("{0}")]
+    Invalid(String),
     #[error(
         "budget {budget} (owner: {owner}) has used {used} of its {limit} {what} this {period}; \
          it resets on {resets} (UTC); ask the owner to raise it"
@@ -58,6 +61,61 @@ pub struct Exhausted {
     estimate: f64,
     resets: String,
     hint: &'static str,
+}
+
+/// Where budgets set at run time are kept: `budget/<level>/<name>` → JSON (null: removed).
+const OVERRIDE_PREFIX: &str = "budget/";
+
+/// A level of budgets, as the admin API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Organisation,
+    Department,
+    Workflow,
+    Jobs,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Organisation => "organisation",
+            Level::Department => "departments",
+            Level::Workflow => "workflows",
+            Level::Jobs => "jobs",
+        }
+    }
+}
+
+impl std::str::FromStr for Level {
+    type Err = BudgetError;
+
+    fn from_str(text: &str) -> Result<Self, BudgetError> {
+        Ok(match text {
+            "organisation" | "organization" => Level::Organisation,
+            "department" | "departments" => Level::Department,
+            "workflow" | "workflows" => Level::Workflow,
+            "job" | "jobs" => Level::Jobs,
+            other => {
+                return Err(BudgetError::Invalid(format!(
+                "`{other}` is not a budget level; use organisation, departments, workflows or jobs"
+            )))
+            }
+        })
+    }
+}
+
+/// Puts one budget into the configuration (`None` removes it).
+fn apply(config: &mut BudgetsConfig, level: Level, name: &str, budget: Option<BudgetConfig>) {
+    let map = match level {
+        Level::Organisation => return config.organisation = budget,
+        Level::Jobs => return config.jobs = budget,
+        Level::Department => &mut config.departments,
+        Level::Workflow => &mut config.workflows,
+    };
+    match budget {
+        Some(budget) => map.insert(name.to_string(), budget),
+        None => map.remove(name),
+    };
 }
 
 /// Which budget: a level and, below the organisation, a name.
@@ -112,7 +170,9 @@ pub struct Admission {
 }
 
 pub struct Budgets {
-    config: BudgetsConfig,
+    /// The configured budgets, with those set at run time (kept in sled) laid over them.
+    config: RwLock<BudgetsConfig>,
+    store: Store,
     alerts: Arc<Alerts>,
     accounts: Mutex<HashMap<Key, Account>>,
 }
@@ -151,35 +211,93 @@ pub fn period_bounds(period: Period, now_ms: u64) -> (u64, u64) {
 }
 
 impl Budgets {
-    pub fn new(config: BudgetsConfig, alerts: Arc<Alerts>) -> Self {
-        Self {
-            config,
+    /// The configured budgets, with the ones set at run time before a restart laid over them.
+    pub fn load(
+        mut config: BudgetsConfig,
+        store: Store,
+        alerts: Arc<Alerts>,
+    ) -> Result<Self, StoreError> {
+        for key in store.meta_keys(OVERRIDE_PREFIX)? {
+            let Some((level, name)) = key[OVERRIDE_PREFIX.len()..].split_once('/') else {
+                continue;
+            };
+            let Ok(level) = level.parse::<Level>() else {
+                continue;
+            };
+            let budget = store
+                .get_meta(&key)?
+                .and_then(|bytes| serde_json::from_slice::<Option<BudgetConfig>>(&bytes).ok())
+                .flatten();
+            apply(&mut config, level, name, budget);
+        }
+        Ok(Self {
+            config: RwLock::new(config),
+            store,
             alerts,
             accounts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Sets (or with `None` removes) one budget at run time, durably. Spend so far counts.
+    pub async fn set(
+        &self,
+        level: Level,
+        name: &str,
+        budget: Option<BudgetConfig>,
+    ) -> Result<(), BudgetError> {
+        let key = match level {
+            Level::Organisation | Level::Jobs => level.as_str().to_string(),
+            Level::Department | Level::Workflow if !name.trim().is_empty() => {
+                format!("{}.{name}", level.as_str())
+            }
+            _ => {
+                return Err(BudgetError::Invalid(format!(
+                    "a {} budget needs a name (or `default`)",
+                    level.as_str()
+                )))
+            }
+        };
+        if let Some(b) = &budget {
+            b.validate(&format!("budgets.{key}"))
+                .map_err(|e| BudgetError::Invalid(e.to_string()))?;
         }
+        let bytes = serde_json::to_vec(&budget).expect("budget serialises");
+        self.store.set_meta(
+            &format!("{OVERRIDE_PREFIX}{}/{name}", level.as_str()),
+            &bytes,
+        )?;
+        self.store.commit().await?;
+        apply(
+            &mut self.config.write().expect("budgets poisoned"),
+            level,
+            name,
+            budget,
+        );
+        tracing::info!(budget = %key, "budget changed at run time");
+        Ok(())
     }
 
     /// The budgets covering a request, with their limits. Unlisted departments and workflows
     /// fall under `default`, when there is one.
-    fn covering(&self, labels: &Labels) -> Vec<(Key, &BudgetConfig)> {
+    fn covering<'a>(config: &'a BudgetsConfig, labels: &Labels) -> Vec<(Key, &'a BudgetConfig)> {
         let mut found = Vec::new();
-        if let Some(org) = &self.config.organisation {
+        if let Some(org) = &config.organisation {
             found.push((Key::Organisation, org));
         }
-        if let Some((name, budget)) = bucket(&self.config.departments, &labels.department) {
+        if let Some((name, budget)) = bucket(&config.departments, &labels.department) {
             found.push((Key::Department(name), budget));
         }
-        if let Some((name, budget)) = bucket(&self.config.workflows, &labels.workflow) {
+        if let Some((name, budget)) = bucket(&config.workflows, &labels.workflow) {
             found.push((Key::Workflow(name), budget));
         }
-        if let (Some(budget), false) = (&self.config.jobs, labels.job_id.is_empty()) {
+        if let (Some(budget), false) = (&config.jobs, labels.job_id.is_empty()) {
             found.push((Key::Job(labels.job_id.clone()), budget));
         }
         found
     }
 
     /// Whether a ledger line counts against `key`.
-    fn counts(&self, key: &Key, charge: &Charge) -> bool {
+    fn counts(config: &BudgetsConfig, key: &Key, charge: &Charge) -> bool {
         let in_bucket = |map: &BTreeMap<String, BudgetConfig>, name: &str, label: &str| {
             if name == "default" {
                 label == "default" || !map.contains_key(label)
@@ -190,9 +308,9 @@ impl Budgets {
         match key {
             Key::Organisation => true,
             Key::Department(name) => {
-                in_bucket(&self.config.departments, name, &charge.labels.department)
+                in_bucket(&config.departments, name, &charge.labels.department)
             }
-            Key::Workflow(name) => in_bucket(&self.config.workflows, name, &charge.labels.workflow),
+            Key::Workflow(name) => in_bucket(&config.workflows, name, &charge.labels.workflow),
             Key::Job(id) => &charge.labels.job_id == id,
         }
     }
@@ -210,7 +328,8 @@ impl Budgets {
         downgraded_estimate: Option<Estimate>,
         now_ms: u64,
     ) -> Result<Admission, BudgetError> {
-        let covering = self.covering(labels);
+        let config = self.config.read().expect("budgets poisoned").clone();
+        let covering = Self::covering(&config, labels);
         let mut accounts = self.accounts.lock().expect("budget accounts poisoned");
         for (key, budget) in &covering {
             let account = accounts.entry(key.clone()).or_default();
@@ -220,7 +339,7 @@ impl Budgets {
                 let charges = meter.charges(start, now_ms + 1)?;
                 let spent: Vec<&Charge> = charges
                     .iter()
-                    .filter(|c| self.counts(key, c) && c.is_upstream())
+                    .filter(|c| Self::counts(&config, key, c) && c.is_upstream())
                     .collect();
                 account.spent_micro = spent.iter().map(|c| c.cost_micro_usd).sum();
                 account.calls = spent.len() as u64;

@@ -210,7 +210,7 @@ pub struct BudgetsConfig {
     pub jobs: Option<BudgetConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     #[serde(default)]
@@ -235,7 +235,7 @@ pub struct BudgetConfig {
     pub owner: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Period {
     Day,
@@ -524,7 +524,7 @@ impl Config {
 }
 
 impl BudgetConfig {
-    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
         for (field, value) in [
             ("target_usd", self.target_usd),
             ("ceiling_usd", self.ceiling_usd),

@@ -19,9 +19,9 @@ use tonic_health::ServingStatus;
 use tracing::{error, info, Instrument};
 
 use crate::breaker::BreakerError;
-use crate::budget::BudgetError;
+use crate::budget::{BudgetError, Level};
 use crate::cache::{self, format_entry_id, Cache, CacheError, Control, Explanation, Target};
-use crate::config::Config;
+use crate::config::{BudgetConfig, Config, Period};
 use crate::embed::EmbedError;
 use crate::meter::{dollars, Totals};
 use crate::proto::admin_server::{Admin as AdminApi, AdminServer};
@@ -114,6 +114,7 @@ fn status(err: CacheError) -> Status {
             Code::ResourceExhausted
         }
         CacheError::Budget(BudgetError::Ledger(_)) => Code::Internal,
+        CacheError::Budget(BudgetError::Invalid(_)) => Code::InvalidArgument,
         CacheError::Breaker(BreakerError::Tripped { .. }) => Code::FailedPrecondition,
         CacheError::Breaker(BreakerError::Store(_)) => Code::Internal,
         CacheError::Router(RouterError::Upstream(e)) => upstream_code(e),
@@ -243,6 +244,47 @@ fn wire_row(dimension: &str, key: &str, totals: &Totals) -> proto::UsageRow {
 
 #[tonic::async_trait]
 impl AdminApi for AdminService {
+    async fn set_budget(
+        &self,
+        request: Request<proto::SetBudgetRequest>,
+    ) -> Result<Response<proto::SetBudgetResponse>, Status> {
+        self.0.authorize_admin(&request)?;
+        let cache = self.0.ready()?;
+        let r = request.into_inner();
+        let level: Level = r
+            .level
+            .parse()
+            .map_err(|e: BudgetError| Status::invalid_argument(e.to_string()))?;
+        let budget = r
+            .budget
+            .map(|b| -> Result<BudgetConfig, Status> {
+                Ok(BudgetConfig {
+                    period: match b.period.as_str() {
+                        "day" => Period::Day,
+                        "week" => Period::Week,
+                        "month" | "" => Period::Month,
+                        other => {
+                            return Err(Status::invalid_argument(format!(
+                                "budget.period `{other}` is not day, week or month"
+                            )))
+                        }
+                    },
+                    target_usd: b.target_usd,
+                    ceiling_usd: b.ceiling_usd,
+                    reserve_usd: b.reserve_usd,
+                    owner: b.owner,
+                    max_calls: b.max_calls,
+                    max_tokens: b.max_tokens,
+                })
+            })
+            .transpose()?;
+        cache
+            .set_budget(level, &r.name, budget)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(proto::SetBudgetResponse {}))
+    }
+
     async fn reset_job(
         &self,
         request: Request<proto::ResetJobRequest>,

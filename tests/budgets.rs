@@ -463,3 +463,89 @@ async fn alerts_are_posted_once_per_crossing() {
         .unwrap()
         .contains("department `research`"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_change_at_run_time_through_the_admin_api() {
+    use cachet::proto::admin_client::AdminClient;
+    use cachet::proto::{Budget, SetBudgetRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = simulator().await;
+    let sidecar = Sidecar::start_with(dir.path(), &upstream.base_url(), TIERS).await;
+    let mut client = sidecar.client().await;
+    let ask = |n: u32| {
+        request(
+            "small",
+            &format!("Finance question number {n}?"),
+            "finance",
+            "",
+            false,
+        )
+    };
+    client.complete(ask(0)).await.unwrap();
+
+    let tight = SetBudgetRequest {
+        level: "departments".into(),
+        name: "finance".into(),
+        budget: Some(Budget {
+            ceiling_usd: Some(0.00005),
+            owner: "cfo@example.com".into(),
+            ..Default::default()
+        }),
+    };
+    let mut admin = AdminClient::new(sidecar.channel().await);
+    let refused = admin
+        .set_budget(tonic::Request::new(tight.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    client
+        .complete(ask(1))
+        .await
+        .expect("a refused admin call changes nothing");
+
+    let with_token = |message: SetBudgetRequest| {
+        let mut r = tonic::Request::new(message);
+        r.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+        );
+        r
+    };
+    let mut invalid = tight.clone();
+    invalid.budget.as_mut().unwrap().target_usd = Some(1.0);
+    let err = admin.set_budget(with_token(invalid)).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::InvalidArgument,
+        "a target above the ceiling: {}",
+        err.message()
+    );
+
+    admin.set_budget(with_token(tight)).await.unwrap();
+    let err = client.complete(ask(2)).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::ResourceExhausted,
+        "the new ceiling applies at once"
+    );
+    assert!(err.message().contains("cfo@example.com"));
+
+    // Kept across a restart, until removed.
+    let sidecar = sidecar.restart_after(Stop::Kill9).await;
+    let mut client = sidecar.client().await;
+    assert_eq!(
+        client.complete(ask(3)).await.unwrap_err().code(),
+        Code::ResourceExhausted
+    );
+    let mut admin = AdminClient::new(sidecar.channel().await);
+    admin
+        .set_budget(with_token(SetBudgetRequest {
+            level: "departments".into(),
+            name: "finance".into(),
+            budget: None,
+        }))
+        .await
+        .unwrap();
+    client.complete(ask(4)).await.unwrap();
+}

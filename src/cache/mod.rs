@@ -20,8 +20,8 @@ use tracing::{debug, info, warn};
 
 use crate::alert::Alerts;
 use crate::breaker::{BreakerError, LoopBreaker};
-use crate::budget::{BudgetError, Budgets, Estimate};
-use crate::config::{check_threshold, Config};
+use crate::budget::{BudgetError, Budgets, Estimate, Level};
+use crate::config::{check_threshold, BudgetConfig, Config};
 use crate::embed::{similarity, EmbedError, Embedder};
 use crate::index::{IndexError, IndexSet, LoadReport};
 use crate::meter::{Charge, Meter};
@@ -366,7 +366,7 @@ impl Cache {
         let alerts = Arc::new(Alerts::new(&config.alerts.webhook_url));
         let router = Router::from_config(&config, Arc::clone(&alerts));
         let meter = Meter::new(store.clone());
-        let budgets = Budgets::new(config.budgets.clone(), Arc::clone(&alerts));
+        let budgets = Budgets::load(config.budgets.clone(), store.clone(), Arc::clone(&alerts))?;
         let breaker = LoopBreaker::load(config.loop_breaker.clone(), store.clone(), alerts)?;
         Ok((
             Self {
@@ -974,6 +974,16 @@ impl Cache {
             text: hit.entry.answer,
             downgraded_from: None,
         })
+    }
+
+    /// Sets (or removes) one budget at run time; kept across restarts.
+    pub async fn set_budget(
+        &self,
+        level: Level,
+        name: &str,
+        budget: Option<BudgetConfig>,
+    ) -> Result<(), CacheError> {
+        Ok(self.budgets.set(level, name, budget).await?)
     }
 
     /// Releases a job stopped by the loop breaker. Returns whether it was stopped.
