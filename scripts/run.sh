@@ -27,11 +27,17 @@ echo "logs: $log"
 if [ -z "${CACHET_UPSTREAM__BASE_URL:-}" ]; then
   "$bin" simulate-upstream --listen 127.0.0.1:8089 2>>"$log" &
   pids+=($!)
+  # Price the simulated model like the real gpt-4o-mini, so the report shows money as well.
+  export CACHET_UPSTREAM__INPUT_USD_PER_MTOK="${CACHET_UPSTREAM__INPUT_USD_PER_MTOK:-0.15}"
+  export CACHET_UPSTREAM__OUTPUT_USD_PER_MTOK="${CACHET_UPSTREAM__OUTPUT_USD_PER_MTOK:-0.60}"
 fi
+# The admin token for this run (showback below); set your own to keep it.
+export CACHET_ADMIN_TOKEN="${CACHET_ADMIN_TOKEN:-demo-$(date +%s)-$RANDOM}"
 "$bin" serve ${CACHET_CONFIG:+--config "$CACHET_CONFIG"} 2>>"$log" &
 pids+=($!)
 
 "$bin" demo --endpoint http://127.0.0.1:50051
+"$bin" report --endpoint http://127.0.0.1:50051 --days 1
 
 if [ "${CACHET_DEMO_EXIT:-0}" = "1" ]; then
   exit 0

@@ -10,7 +10,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 use crate::proto::cache_client::CacheClient;
-use crate::proto::{CacheStatus, CompleteRequest, Message};
+use crate::proto::{CacheStatus, CompleteRequest, Labels, Message};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -135,6 +135,13 @@ pub async fn run(endpoint: &str, tenant: &str) -> Result<(), DemoError> {
                 tenant: tenant.to_string(),
                 model: MODEL.to_string(),
                 messages,
+                // Who is asking, for the showback (`cachet report`).
+                labels: Some(Labels {
+                    department: "support".into(),
+                    workflow: "help-desk".into(),
+                    job_id: "demo".into(),
+                    critical: false,
+                }),
                 ..Default::default()
             })
             .await

@@ -147,7 +147,7 @@ fn table_section(out: &mut String, title: &str, rows: &[&UsageRow]) {
         let t = totals(row);
         let _ = writeln!(
             out,
-            "  {:<28} {:>8} {:>8} {:>6} {:>11} {:>11} {:>12.4} {:>12.4}",
+            "  {:<28} {:>8} {:>8} {:>6} {:>11} {:>11} {:>12.6} {:>12.6}",
             row.key,
             t.requests,
             t.upstream_calls,
@@ -163,7 +163,7 @@ fn table_section(out: &mut String, title: &str, rows: &[&UsageRow]) {
 fn table(report: &ReportResponse) -> String {
     let t = report.totals.unwrap_or_default();
     let mut out = format!(
-        "cachet report: {} requests, {} answered upstream, {} from the cache; spent ${:.4}, saved ${:.4} ({} tokens)\n",
+        "cachet report: {} requests, {} answered upstream, {} from the cache; spent ${:.6}, saved ${:.6} ({} tokens)\n",
         t.requests, t.upstream_calls, t.cache_hits, t.cost_usd, t.saved_usd, t.tokens_saved
     );
     for (dimension, title) in [
