@@ -66,6 +66,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest gRPC request accepted, in bytes.
     pub max_request_bytes: usize,
+    /// Where Prometheus metrics are served (`GET /metrics`); empty: not served.
+    pub metrics_listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +303,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             max_request_bytes: 4 * 1024 * 1024,
+            metrics_listen: "127.0.0.1:9464".to_string(),
         }
     }
 }
@@ -467,6 +470,17 @@ impl Config {
             ));
         }
         check_url("upstream.base_url", &self.upstream.base_url)?;
+        if !self.server.metrics_listen.is_empty()
+            && self.server.metrics_listen.parse::<SocketAddr>().is_err()
+        {
+            return Err(ConfigError::invalid(
+                "server.metrics_listen",
+                format!(
+                    "`{}` is not an address such as 127.0.0.1:9464",
+                    self.server.metrics_listen
+                ),
+            ));
+        }
         check_price(
             "upstream.input_usd_per_mtok",
             self.upstream.input_usd_per_mtok,

@@ -26,6 +26,7 @@ pub mod embed;
 pub mod index;
 pub mod loadgen;
 pub mod meter;
+pub mod metrics;
 pub mod pairs;
 pub mod proto;
 pub mod router;

@@ -531,6 +531,36 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
         .await;
 }
 
+/// Serves `GET /metrics` on its own port: 503 until the cache is loaded.
+async fn serve_metrics(listen: &str, shared: Arc<Shared>) -> Result<(), ServeError> {
+    let addr: SocketAddr = listen.parse().expect("validated with the config");
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let shared = Arc::clone(&shared);
+            async move {
+                match shared.cache.get() {
+                    Some(cache) => (axum::http::StatusCode::OK, crate::metrics::render(cache)),
+                    None => (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "loading\n".to_string(),
+                    ),
+                }
+            }
+        }),
+    );
+    info!(%addr, "metrics on /metrics");
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            error!(%err, "metrics server stopped");
+        }
+    });
+    Ok(())
+}
+
 /// Runs the sidecar until `shutdown` completes. `on_listening` is told the bound address
 /// (useful with port 0).
 pub async fn serve(
@@ -585,6 +615,9 @@ pub async fn serve(
                 let _ = stop_rx.await;
             }),
     );
+    if let Some(listen) = Some(config.server.metrics_listen.as_str()).filter(|l| !l.is_empty()) {
+        serve_metrics(listen, Arc::clone(&shared)).await?;
+    }
     info!(%addr, "listening; loading model and index");
     on_listening(addr);
 

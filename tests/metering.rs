@@ -282,3 +282,48 @@ output_usd_per_mtok = 10.00
     assert_eq!(recovered.model, "gpt-4o");
     assert_eq!(recovered.downgraded_from, "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_count_requests_spend_and_savings() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!("{TIERS}\n[server]\nmetrics_listen = \"127.0.0.1:{port}\"\n");
+    let Fixture { sidecar, .. } = &Fixture::with_config(&config).await;
+    let mut client = sidecar.client().await;
+    client
+        .complete(labelled("small", "What is a sidecar?", "eng", ""))
+        .await
+        .unwrap();
+    client
+        .complete(labelled("small", "What is a sidecar?", "eng", ""))
+        .await
+        .unwrap();
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "cachet_requests_total{cache_status=\"miss\"} 1",
+        "cachet_requests_total{cache_status=\"hit_exact\"} 1",
+        "cachet_upstream_requests_total{tier=\"small\"} 1",
+        "cachet_entries 1",
+    ] {
+        assert!(body.lines().any(|l| l == line), "no `{line}` in\n{body}");
+    }
+    let value = |name: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(value("cachet_upstream_cost_usd_total{tier=\"small\"}") > 0.0);
+    assert!(value("cachet_saved_usd_total") > 0.0);
+    assert!(value("cachet_tokens_saved_total") > 0.0);
+}

@@ -268,6 +268,18 @@ pub struct Stats {
     by_status: HashMap<&'static str, AtomicU64>,
     refusals: HashMap<&'static str, AtomicU64>,
     tokens_saved: AtomicU64,
+    saved_micro_usd: AtomicU64,
+    /// Upstream spend per tier.
+    spend: Mutex<BTreeMap<String, Spend>>,
+}
+
+/// What one tier was asked for and cost, since start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spend {
+    pub calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_micro_usd: u64,
 }
 
 /// Every reason a candidate above the threshold can be refused: the guard families and the
@@ -294,6 +306,8 @@ impl Default for Stats {
                 .collect(),
             refusals: refusal_reasons().map(|r| (r, AtomicU64::new(0))).collect(),
             tokens_saved: AtomicU64::new(0),
+            saved_micro_usd: AtomicU64::new(0),
+            spend: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -331,6 +345,25 @@ impl Stats {
 
     pub fn tokens_saved(&self) -> u64 {
         self.tokens_saved.load(Ordering::Relaxed)
+    }
+
+    /// Money saved by hits, in millionths of a dollar.
+    pub fn saved_micro_usd(&self) -> u64 {
+        self.saved_micro_usd.load(Ordering::Relaxed)
+    }
+
+    /// Upstream spend per tier since start.
+    pub fn spend(&self) -> BTreeMap<String, Spend> {
+        self.spend.lock().expect("spend poisoned").clone()
+    }
+
+    fn count_spend(&self, tier: &str, usage: Usage, cost_micro_usd: u64) {
+        let mut spend = self.spend.lock().expect("spend poisoned");
+        let s = spend.entry(tier.to_string()).or_default();
+        s.calls += 1;
+        s.prompt_tokens += u64::from(usage.prompt_tokens);
+        s.completion_tokens += u64::from(usage.completion_tokens);
+        s.cost_micro_usd += cost_micro_usd;
     }
 }
 
@@ -892,6 +925,8 @@ impl Cache {
             tokens_saved: 0,
             saved_micro_usd: 0,
         })?;
+        self.stats
+            .count_spend(&routed.tier, completion.usage, routed.cost_micro_usd);
         if completion.content.trim().is_empty() {
             self.store.commit().await?;
             return Err(UpstreamError::Malformed {
@@ -940,6 +975,10 @@ impl Cache {
     /// made it. Not waited to disk (see `meter`).
     fn record_saving(&self, request: &Request, entry: &StoredEntry) -> Result<(), CacheError> {
         let prices = self.router.prices_of(&entry.answered_by);
+        let saved_micro_usd = prices.cost_micro_usd(entry.usage);
+        self.stats
+            .saved_micro_usd
+            .fetch_add(saved_micro_usd, Ordering::Relaxed);
         self.meter.record(&Charge {
             at_ms: now_millis(),
             tenant: request.tenant.clone(),
@@ -949,7 +988,7 @@ impl Cache {
             usage: Usage::default(),
             cost_micro_usd: 0,
             tokens_saved: u64::from(entry.usage.total_tokens),
-            saved_micro_usd: prices.cost_micro_usd(entry.usage),
+            saved_micro_usd,
         })?;
         Ok(())
     }

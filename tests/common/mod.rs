@@ -68,6 +68,7 @@ pub fn write_config(dir: &Path, upstream: &str, extra: &str) -> PathBuf {
         r#"
 [server]
 listen = "127.0.0.1:0"
+metrics_listen = ""
 
 [storage]
 data_dir = "{data}"
