@@ -153,6 +153,22 @@ struct Account {
     limit_alerted: bool,
 }
 
+/// A job id and a chat of it.
+type JobChat = (String, [u8; 32]);
+
+/// A request asking to go upstream, as the budgets see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub labels: &'a Labels,
+    /// May use reserves.
+    pub critical: bool,
+    /// Identifies the chat (scope and exact key), to count a job's retries of it.
+    pub chat: [u8; 32],
+    pub estimate: Estimate,
+    /// The estimate at the next smaller tier, if there is one (for a downgrade).
+    pub downgraded_estimate: Option<Estimate>,
+}
+
 /// What a request is expected to cost before it is sent.
 #[derive(Debug, Clone, Copy)]
 pub struct Estimate {
@@ -170,6 +186,8 @@ pub struct Admission {
 }
 
 pub struct Budgets {
+    /// Per job and chat: the period start and how often the chat went upstream in it.
+    attempts: Mutex<HashMap<JobChat, (u64, u64)>>,
     /// The configured budgets, with those set at run time (kept in sled) laid over them.
     config: RwLock<BudgetsConfig>,
     store: Store,
@@ -235,7 +253,46 @@ impl Budgets {
             store,
             alerts,
             accounts: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A job may send the same chat upstream again (after a failure, or with refresh) at most
+    /// `max_retries` times a period: an agent hammering a failing call stops costing money.
+    fn check_retries(
+        &self,
+        config: &BudgetsConfig,
+        ask: &Ask,
+        now_ms: u64,
+    ) -> Result<(), BudgetError> {
+        let job = &ask.labels.job_id;
+        let Some((budget, max_retries)) = config
+            .jobs
+            .as_ref()
+            .and_then(|b| b.max_retries.map(|m| (b, m)))
+            .filter(|_| !job.is_empty())
+        else {
+            return Ok(());
+        };
+        let (start, end) = period_bounds(budget.period, now_ms);
+        let mut attempts = self.attempts.lock().expect("attempts poisoned");
+        attempts.retain(|_, (period, _)| *period == start);
+        let count = attempts
+            .entry((job.clone(), ask.chat))
+            .or_insert((start, 0));
+        if count.1 > max_retries {
+            return Err(BudgetError::LimitReached {
+                budget: Key::Job(job.clone()).describe(),
+                owner: owner_of(budget),
+                what: "retries of one chat",
+                used: count.1 - 1,
+                limit: max_retries,
+                period: period_noun(budget.period),
+                resets: utc_day(end),
+            });
+        }
+        count.1 += 1;
+        Ok(())
     }
 
     /// Sets (or with `None` removes) one budget at run time, durably. Spend so far counts.
@@ -319,16 +376,16 @@ impl Budgets {
     /// Past a target the request is to be downgraded, and is then held to the estimate at the
     /// smaller tier (`downgraded_estimate`, `None` when there is no smaller tier). `critical`
     /// requests may use the reserve.
-    pub fn admit(
-        &self,
-        meter: &Meter,
-        labels: &Labels,
-        critical: bool,
-        estimate: Estimate,
-        downgraded_estimate: Option<Estimate>,
-        now_ms: u64,
-    ) -> Result<Admission, BudgetError> {
+    pub fn admit(&self, meter: &Meter, ask: &Ask, now_ms: u64) -> Result<Admission, BudgetError> {
+        let Ask {
+            labels,
+            critical,
+            estimate,
+            downgraded_estimate,
+            ..
+        } = *ask;
         let config = self.config.read().expect("budgets poisoned").clone();
+        self.check_retries(&config, ask, now_ms)?;
         let covering = Self::covering(&config, labels);
         let mut accounts = self.accounts.lock().expect("budget accounts poisoned");
         for (key, budget) in &covering {

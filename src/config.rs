@@ -232,6 +232,9 @@ pub struct BudgetConfig {
     /// Most upstream tokens (prompt and completion) in a period.
     #[serde(default)]
     pub max_tokens: Option<u64>,
+    /// Most times one job may send the same chat upstream again in a period (`[budgets.jobs]`).
+    #[serde(default)]
+    pub max_retries: Option<u64>,
     /// Who to ask for more; named in refusals and alerts.
     #[serde(default)]
     pub owner: String,

@@ -275,6 +275,7 @@ impl AdminApi for AdminService {
                     owner: b.owner,
                     max_calls: b.max_calls,
                     max_tokens: b.max_tokens,
+                    max_retries: b.max_retries,
                 })
             })
             .transpose()?;

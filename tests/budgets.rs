@@ -549,3 +549,54 @@ async fn budgets_change_at_run_time_through_the_admin_api() {
         .unwrap();
     client.complete(ask(4)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_retrying_a_failing_call_stops_at_its_retry_limit() {
+    use cachet::simulator::Behaviour;
+
+    let config = format!("{TIERS}\n[budgets.jobs]\nmax_retries = 2\n");
+    let Fixture {
+        upstream, sidecar, ..
+    } = &Fixture::with_config(&config).await;
+    let mut client = sidecar.client().await;
+    upstream.set_behaviour(Behaviour::Fail(500));
+    let same = || {
+        request(
+            "small",
+            "Sync the CRM export now.",
+            "ops",
+            "sync-agent",
+            false,
+        )
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            client.complete(same()).await.unwrap_err().code(),
+            Code::Unavailable
+        );
+    }
+    let stopped = client.complete(same()).await.unwrap_err();
+    assert_eq!(stopped.code(), Code::ResourceExhausted);
+    assert!(
+        stopped.message().contains("retries of one chat"),
+        "{}",
+        stopped.message()
+    );
+    assert_eq!(
+        upstream.calls(),
+        3,
+        "the first try and two retries went upstream, no more"
+    );
+    // Other chats of the job, and other jobs, are not affected.
+    upstream.set_behaviour(Behaviour::Answer);
+    client
+        .complete(request(
+            "small",
+            "Sync the billing export now.",
+            "ops",
+            "sync-agent",
+            false,
+        ))
+        .await
+        .unwrap();
+}

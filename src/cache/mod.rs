@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::alert::Alerts;
 use crate::breaker::{BreakerError, LoopBreaker};
-use crate::budget::{BudgetError, Budgets, Estimate, Level};
+use crate::budget::{Ask, BudgetError, Budgets, Estimate, Level};
 use crate::config::{check_threshold, BudgetConfig, Config};
 use crate::embed::{similarity, EmbedError, Embedder};
 use crate::index::{IndexError, IndexSet, LoadReport};
@@ -878,14 +878,17 @@ impl Cache {
                 .check(&request.labels.job_id, query, now_millis())?;
         }
         let smaller = self.router.smaller_than(requested);
-        let admission = self.budgets.admit(
-            &self.meter,
-            &request.labels,
-            request.critical,
-            estimate_cost(request, requested.prices),
-            smaller.map(|tier| estimate_cost(request, tier.prices)),
-            now_millis(),
-        )?;
+        let mut chat = [0u8; 32];
+        chat[..16].copy_from_slice(&probe.chat.scope.0);
+        chat[16..].copy_from_slice(&probe.chat.exact_key);
+        let ask = Ask {
+            labels: &request.labels,
+            critical: request.critical,
+            chat,
+            estimate: estimate_cost(request, requested.prices),
+            downgraded_estimate: smaller.map(|tier| estimate_cost(request, tier.prices)),
+        };
+        let admission = self.budgets.admit(&self.meter, &ask, now_millis())?;
         let tier = match (admission.downgrade_for.as_ref(), smaller) {
             (Some(budget), Some(smaller)) => {
                 info!(from = %requested.name, to = %smaller.name, budget = %budget, "downgraded: budget past its target");
