@@ -250,7 +250,7 @@ pub enum Period {
 }
 
 /// One upstream model. Requests name it by `name` or by `model`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
     pub name: String,
@@ -494,24 +494,14 @@ impl Config {
         )?;
         let mut names = std::collections::HashSet::new();
         for (i, tier) in self.router.tiers.iter().enumerate() {
-            let key = |field: &str| format!("router.tiers[{i}].{field}");
-            if tier.name.trim().is_empty() || tier.model.trim().is_empty() {
-                return Err(ConfigError::invalid(
-                    key("name"),
-                    "a tier needs a name and a model",
-                ));
-            }
+            let key = format!("router.tiers[{i}]");
+            check_tier(&key, tier)?;
             if !names.insert(tier.name.as_str()) {
                 return Err(ConfigError::invalid(
-                    key("name"),
+                    format!("{key}.name"),
                     format!("tier `{}` is listed twice", tier.name),
                 ));
             }
-            if let Some(url) = &tier.base_url {
-                check_url(&key("base_url"), url)?;
-            }
-            check_price(&key("input_usd_per_mtok"), tier.input_usd_per_mtok)?;
-            check_price(&key("output_usd_per_mtok"), tier.output_usd_per_mtok)?;
         }
         check_threshold("loop_breaker.similarity", self.loop_breaker.similarity)?;
         if !self.alerts.webhook_url.is_empty() {
@@ -579,6 +569,27 @@ pub fn check_threshold(key: &str, value: f32) -> Result<(), ConfigError> {
             format!("{value} is not a similarity threshold; use a number in (0, 1], such as 0.9"),
         ))
     }
+}
+
+/// A tier needs a name, a model, a valid URL if it has its own, and prices.
+pub fn check_tier(key: &str, tier: &TierConfig) -> Result<(), ConfigError> {
+    if tier.name.trim().is_empty() || tier.model.trim().is_empty() {
+        return Err(ConfigError::invalid(
+            format!("{key}.name"),
+            "a tier needs a name and a model",
+        ));
+    }
+    if let Some(url) = &tier.base_url {
+        check_url(&format!("{key}.base_url"), url)?;
+    }
+    check_price(
+        &format!("{key}.input_usd_per_mtok"),
+        tier.input_usd_per_mtok,
+    )?;
+    check_price(
+        &format!("{key}.output_usd_per_mtok"),
+        tier.output_usd_per_mtok,
+    )
 }
 
 fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {

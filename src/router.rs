@@ -8,10 +8,10 @@
 
 use crate::config::{Config, TierConfig};
 use crate::scope::{ChatMessage, SamplingParams};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::alert::{Alerts, Kind};
-use crate::store::{now_millis, Usage};
+use crate::store::{now_millis, Store, StoreError, Usage};
 use crate::upstream::{Completion, Upstream, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,10 @@ pub enum RouterError {
     UnknownModel { requested: String, known: String },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error(
         "tier `{tier}` failed {failures} times in a row and no smaller tier is available; \
          it is retried after {cooldown_secs} s (router.breaker_cooldown_secs)"
@@ -77,13 +81,30 @@ pub struct Routed {
 }
 
 pub struct Router {
-    tiers: Vec<Tier>,
+    table: RwLock<Table>,
+    /// How tiers added at run time reach their upstream when they do not say.
+    defaults: UpstreamDefaults,
+    store: Store,
     alerts: Arc<Alerts>,
     breaker_failures: u32,
     breaker_cooldown_ms: u64,
+}
+
+/// The tiers in force, smallest first.
+struct Table {
+    tiers: Vec<Arc<Tier>>,
     /// No tiers were configured: `[upstream]` is the one tier and takes any model name.
     implicit: bool,
 }
+
+struct UpstreamDefaults {
+    base_url: String,
+    api_key_env: String,
+    timeout: std::time::Duration,
+}
+
+/// Where tiers set at run time are kept: `tier/<name>` → JSON (null: removed).
+const OVERRIDE_PREFIX: &str = "tier/";
 
 fn api_key(env_name: &str) -> Option<String> {
     Some(env_name)
@@ -92,10 +113,9 @@ fn api_key(env_name: &str) -> Option<String> {
         .filter(|key| !key.is_empty())
 }
 
-impl Router {
-    pub fn from_config(config: &Config, alerts: Arc<Alerts>) -> Self {
-        let upstream = &config.upstream;
-        let tier = |t: &TierConfig| Tier {
+impl UpstreamDefaults {
+    fn tier(&self, t: &TierConfig) -> Arc<Tier> {
+        Arc::new(Tier {
             name: t.name.clone(),
             model: t.model.clone(),
             prices: Prices {
@@ -103,16 +123,54 @@ impl Router {
                 output_per_mtok: t.output_usd_per_mtok,
             },
             upstream: Upstream::new(
-                t.base_url.as_deref().unwrap_or(&upstream.base_url),
-                api_key(t.api_key_env.as_deref().unwrap_or(&upstream.api_key_env)),
-                config.upstream_timeout(),
+                t.base_url.as_deref().unwrap_or(&self.base_url),
+                api_key(t.api_key_env.as_deref().unwrap_or(&self.api_key_env)),
+                self.timeout,
             ),
             circuit: Mutex::new(Circuit::default()),
+        })
+    }
+}
+
+impl Table {
+    /// Puts a tier in (replacing one of the same name in place, else as the largest) or, with
+    /// `None`, takes the named one out.
+    fn apply(&mut self, name: &str, tier: Option<Arc<Tier>>) {
+        if self.implicit {
+            // The first tier set explicitly replaces the implicit one.
+            self.tiers.clear();
+            self.implicit = false;
+        }
+        let at = self.tiers.iter().position(|t| t.name == name);
+        match (tier, at) {
+            (Some(tier), Some(at)) => self.tiers[at] = tier,
+            (Some(tier), None) => self.tiers.push(tier),
+            (None, Some(at)) => {
+                self.tiers.remove(at);
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+impl Router {
+    /// The configured tiers, with the ones set at run time before a restart laid over them.
+    pub fn load(config: &Config, store: Store, alerts: Arc<Alerts>) -> Result<Self, StoreError> {
+        let upstream = &config.upstream;
+        let defaults = UpstreamDefaults {
+            base_url: upstream.base_url.clone(),
+            api_key_env: upstream.api_key_env.clone(),
+            timeout: config.upstream_timeout(),
         };
-        let mut tiers: Vec<Tier> = config.router.tiers.iter().map(tier).collect();
+        let mut tiers: Vec<Arc<Tier>> = config
+            .router
+            .tiers
+            .iter()
+            .map(|t| defaults.tier(t))
+            .collect();
         let implicit = tiers.is_empty();
         if implicit {
-            tiers.push(tier(&TierConfig {
+            tiers.push(defaults.tier(&TierConfig {
                 name: "default".into(),
                 model: upstream.model.clone(),
                 base_url: None,
@@ -121,27 +179,77 @@ impl Router {
                 output_usd_per_mtok: upstream.output_usd_per_mtok,
             }));
         }
-        Self {
-            tiers,
+        let mut table = Table { tiers, implicit };
+        for key in store.meta_keys(OVERRIDE_PREFIX)? {
+            let name = &key[OVERRIDE_PREFIX.len()..];
+            let tier = store
+                .get_meta(&key)?
+                .and_then(|bytes| serde_json::from_slice::<Option<TierConfig>>(&bytes).ok())
+                .flatten();
+            table.apply(name, tier.map(|t| defaults.tier(&t)));
+        }
+        Ok(Self {
+            table: RwLock::new(table),
+            defaults,
+            store,
             alerts,
-            implicit,
             breaker_failures: config.router.breaker_failures,
             breaker_cooldown_ms: config.router.breaker_cooldown_secs * 1000,
+        })
+    }
+
+    /// Sets (or with `remove`, takes out) one tier at run time, durably.
+    pub async fn set_tier(&self, name: &str, tier: Option<TierConfig>) -> Result<(), RouterError> {
+        if let Some(t) = &tier {
+            crate::config::check_tier(&format!("tier `{name}`"), t)
+                .map_err(|e| RouterError::Invalid(e.to_string()))?;
+            if t.name != name {
+                return Err(RouterError::Invalid(
+                    "the tier's name and the name set differ".into(),
+                ));
+            }
         }
+        {
+            let table = self.table.read().expect("router poisoned");
+            let last = !table.implicit && table.tiers.len() == 1 && table.tiers[0].name == name;
+            if tier.is_none() && last {
+                return Err(RouterError::Invalid(format!(
+                    "`{name}` is the last tier; add another before removing it"
+                )));
+            }
+        }
+        let bytes = serde_json::to_vec(&tier).expect("tier serialises");
+        self.store
+            .set_meta(&format!("{OVERRIDE_PREFIX}{name}"), &bytes)?;
+        self.store.commit().await?;
+        let built = tier.as_ref().map(|t| self.defaults.tier(t));
+        self.table
+            .write()
+            .expect("router poisoned")
+            .apply(name, built);
+        tracing::info!(
+            tier = name,
+            removed = tier.is_none(),
+            "tier changed at run time"
+        );
+        Ok(())
     }
 
     /// The tier a request's model names: by tier name, then by model name.
-    pub fn route(&self, requested: &str) -> Result<&Tier, RouterError> {
-        if self.implicit {
-            return Ok(&self.tiers[0]);
+    pub fn route(&self, requested: &str) -> Result<Arc<Tier>, RouterError> {
+        let table = self.table.read().expect("router poisoned");
+        if table.implicit {
+            return Ok(Arc::clone(&table.tiers[0]));
         }
-        self.tiers
+        table
+            .tiers
             .iter()
             .find(|t| t.name == requested)
-            .or_else(|| self.tiers.iter().find(|t| t.model == requested))
+            .or_else(|| table.tiers.iter().find(|t| t.model == requested))
+            .map(Arc::clone)
             .ok_or_else(|| RouterError::UnknownModel {
                 requested: requested.to_string(),
-                known: self
+                known: table
                     .tiers
                     .iter()
                     .map(|t| format!("{} ({})", t.name, t.model))
@@ -152,17 +260,20 @@ impl Router {
 
     /// The price of the model that produced a stored answer (for what a hit saved).
     pub fn prices_of(&self, model: &str) -> Prices {
-        self.tiers
+        let table = self.table.read().expect("router poisoned");
+        table
+            .tiers
             .iter()
             .find(|t| t.model == model || t.name == model)
-            .or_else(|| self.implicit.then(|| &self.tiers[0]))
+            .or_else(|| table.implicit.then(|| &table.tiers[0]))
             .map_or(Prices::default(), |t| t.prices)
     }
 
     /// The next smaller tier (tiers are listed smallest first), for a downgrade.
-    pub fn smaller_than(&self, tier: &Tier) -> Option<&Tier> {
-        let at = self.tiers.iter().position(|t| t.name == tier.name)?;
-        at.checked_sub(1).map(|i| &self.tiers[i])
+    pub fn smaller_than(&self, tier: &Tier) -> Option<Arc<Tier>> {
+        let table = self.table.read().expect("router poisoned");
+        let at = table.tiers.iter().position(|t| t.name == tier.name)?;
+        at.checked_sub(1).map(|i| Arc::clone(&table.tiers[i]))
     }
 
     fn is_open(&self, tier: &Tier, now_ms: u64) -> bool {
@@ -198,13 +309,13 @@ impl Router {
 
     /// The tier to ask for `tier`: itself, or while its circuit is open the nearest smaller
     /// tier whose circuit is closed.
-    fn available<'a>(&'a self, tier: &'a Tier, now_ms: u64) -> Result<&'a Tier, RouterError> {
-        let mut candidate = Some(tier);
+    fn available(&self, tier: &Arc<Tier>, now_ms: u64) -> Result<Arc<Tier>, RouterError> {
+        let mut candidate = Some(Arc::clone(tier));
         while let Some(t) = candidate {
-            if !self.is_open(t, now_ms) {
+            if !self.is_open(&t, now_ms) {
                 return Ok(t);
             }
-            candidate = self.smaller_than(t);
+            candidate = self.smaller_than(&t);
         }
         Err(RouterError::CircuitOpen {
             tier: tier.name.clone(),
@@ -218,7 +329,7 @@ impl Router {
     /// tier).
     pub async fn complete(
         &self,
-        tier: &Tier,
+        tier: &Arc<Tier>,
         requested: &str,
         messages: &[ChatMessage],
         params: &SamplingParams,
@@ -231,7 +342,7 @@ impl Router {
         };
         tracing::info!(tier = %tier.name, model, "routed upstream");
         let outcome = tier.upstream.complete(model, messages, params).await;
-        self.record(tier, &outcome, now_millis());
+        self.record(&tier, &outcome, now_millis());
         let completion = outcome?;
         Ok(Routed {
             tier: tier.name.clone(),
@@ -265,14 +376,17 @@ mod tests {
             ("CACHET_ROUTER__TIERS".to_string(), r#"[{name = "small", model = "gpt-4o-mini", input_usd_per_mtok = 0.15, output_usd_per_mtok = 0.6}, {name = "large", model = "gpt-4o", input_usd_per_mtok = 2.5, output_usd_per_mtok = 10.0}]"#.to_string()),
         ])
         .unwrap();
-        let router = Router::from_config(&config, Arc::new(Alerts::new("")));
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::config::StorageConfig::default()).unwrap();
+        let alerts = Arc::new(Alerts::new(""));
+        let router = Router::load(&config, store.clone(), Arc::clone(&alerts)).unwrap();
         assert_eq!(router.route("small").unwrap().model, "gpt-4o-mini");
         assert_eq!(router.route("gpt-4o").unwrap().name, "large");
         let err = router.route("gpt-5").err().unwrap().to_string();
         assert!(err.contains("small (gpt-4o-mini)"), "{err}");
         assert_eq!(router.prices_of("gpt-4o").output_per_mtok, 10.0);
 
-        let single = Router::from_config(&Config::default(), Arc::new(Alerts::new("")));
+        let single = Router::load(&Config::default(), store, alerts).unwrap();
         assert_eq!(single.route("anything").unwrap().name, "default");
     }
 }

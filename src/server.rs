@@ -21,7 +21,7 @@ use tracing::{error, info, Instrument};
 use crate::breaker::BreakerError;
 use crate::budget::{BudgetError, Level};
 use crate::cache::{self, format_entry_id, Cache, CacheError, Control, Explanation, Target};
-use crate::config::{BudgetConfig, Config, Period};
+use crate::config::{BudgetConfig, Config, Period, TierConfig};
 use crate::embed::EmbedError;
 use crate::meter::{dollars, Totals};
 use crate::proto::admin_server::{Admin as AdminApi, AdminServer};
@@ -110,6 +110,8 @@ fn status(err: CacheError) -> Status {
         CacheError::NotFound(_) => Code::NotFound,
         CacheError::Router(RouterError::UnknownModel { .. }) => Code::InvalidArgument,
         CacheError::Router(RouterError::CircuitOpen { .. }) => Code::Unavailable,
+        CacheError::Router(RouterError::Invalid(_)) => Code::InvalidArgument,
+        CacheError::Router(RouterError::Store(_)) => Code::Internal,
         CacheError::Budget(BudgetError::Exhausted(_) | BudgetError::LimitReached { .. }) => {
             Code::ResourceExhausted
         }
@@ -244,6 +246,26 @@ fn wire_row(dimension: &str, key: &str, totals: &Totals) -> proto::UsageRow {
 
 #[tonic::async_trait]
 impl AdminApi for AdminService {
+    async fn set_tier(
+        &self,
+        request: Request<proto::SetTierRequest>,
+    ) -> Result<Response<proto::SetTierResponse>, Status> {
+        self.0.authorize_admin(&request)?;
+        let cache = self.0.ready()?;
+        let r = request.into_inner();
+        let optional = |text: String| Some(text).filter(|t| !t.is_empty());
+        let tier = (!r.remove).then(|| TierConfig {
+            name: r.name.clone(),
+            model: r.model,
+            base_url: optional(r.base_url),
+            api_key_env: optional(r.api_key_env),
+            input_usd_per_mtok: r.input_usd_per_mtok,
+            output_usd_per_mtok: r.output_usd_per_mtok,
+        });
+        cache.set_tier(&r.name, tier).await.map_err(status)?;
+        Ok(Response::new(proto::SetTierResponse {}))
+    }
+
     async fn set_budget(
         &self,
         request: Request<proto::SetBudgetRequest>,

@@ -327,3 +327,99 @@ async fn prometheus_metrics_count_requests_spend_and_savings() {
     assert!(value("cachet_saved_usd_total") > 0.0);
     assert!(value("cachet_tokens_saved_total") > 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiers_change_at_run_time_through_the_admin_api() {
+    use cachet::proto::SetTierRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = simulator().await;
+    let sidecar = Sidecar::start_with(dir.path(), &upstream.base_url(), TIERS).await;
+    let mut client = sidecar.client().await;
+    let admin_call = |message: SetTierRequest, token: &str| {
+        let mut r = tonic::Request::new(message);
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        r
+    };
+    let pricier = SetTierRequest {
+        name: "large".into(),
+        model: "gpt-4o".into(),
+        input_usd_per_mtok: 5.0,
+        output_usd_per_mtok: 20.0,
+        ..Default::default()
+    };
+    let mut admin = AdminClient::new(sidecar.channel().await);
+    let refused = admin
+        .set_tier(admin_call(pricier.clone(), "guess"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    admin
+        .set_tier(admin_call(pricier, ADMIN_TOKEN))
+        .await
+        .unwrap();
+
+    let answer = client
+        .complete(labelled("large", "Explain vector clocks.", "eng", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    let usage = answer.usage.unwrap();
+    let expected = cost(usage.prompt_tokens, usage.completion_tokens, 5.0, 20.0);
+    assert_eq!(
+        micro(report(&sidecar).await.totals.unwrap().cost_usd),
+        expected,
+        "the new price applies at once"
+    );
+
+    let remove = SetTierRequest {
+        name: "small".into(),
+        remove: true,
+        ..Default::default()
+    };
+    admin
+        .set_tier(admin_call(remove, ADMIN_TOKEN))
+        .await
+        .unwrap();
+    let gone = client
+        .complete(labelled("small", "Explain Lamport clocks.", "eng", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::InvalidArgument);
+
+    // Kept across a restart.
+    let sidecar = sidecar.restart_after(Stop::Kill9).await;
+    let mut client = sidecar.client().await;
+    let still_gone = client
+        .complete(labelled("small", "Explain Lamport clocks.", "eng", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(still_gone.code(), Code::InvalidArgument);
+    let large = client
+        .complete(labelled(
+            "large",
+            "Explain hybrid logical clocks.",
+            "eng",
+            "",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(large.model, "gpt-4o");
+    let mut admin = AdminClient::new(sidecar.channel().await);
+    let last = SetTierRequest {
+        name: "large".into(),
+        remove: true,
+        ..Default::default()
+    };
+    let refused = admin
+        .set_tier(admin_call(last, ADMIN_TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::InvalidArgument,
+        "the last tier cannot be removed"
+    );
+}

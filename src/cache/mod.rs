@@ -397,7 +397,7 @@ impl Cache {
         )?;
         let thresholds = RwLock::new(load_thresholds(&store, &config)?);
         let alerts = Arc::new(Alerts::new(&config.alerts.webhook_url));
-        let router = Router::from_config(&config, Arc::clone(&alerts));
+        let router = Router::load(&config, store.clone(), Arc::clone(&alerts))?;
         let meter = Meter::new(store.clone());
         let budgets = Budgets::load(config.budgets.clone(), store.clone(), Arc::clone(&alerts))?;
         let breaker = LoopBreaker::load(config.loop_breaker.clone(), store.clone(), alerts)?;
@@ -877,7 +877,7 @@ impl Cache {
             self.breaker
                 .check(&request.labels.job_id, query, now_millis())?;
         }
-        let smaller = self.router.smaller_than(requested);
+        let smaller = self.router.smaller_than(&requested);
         let mut chat = [0u8; 32];
         chat[..16].copy_from_slice(&probe.chat.scope.0);
         chat[16..].copy_from_slice(&probe.chat.exact_key);
@@ -886,7 +886,9 @@ impl Cache {
             critical: request.critical,
             chat,
             estimate: estimate_cost(request, requested.prices),
-            downgraded_estimate: smaller.map(|tier| estimate_cost(request, tier.prices)),
+            downgraded_estimate: smaller
+                .as_ref()
+                .map(|tier| estimate_cost(request, tier.prices)),
         };
         let admission = self.budgets.admit(&self.meter, &ask, now_millis())?;
         let tier = match (admission.downgrade_for.as_ref(), smaller) {
@@ -894,11 +896,11 @@ impl Cache {
                 info!(from = %requested.name, to = %smaller.name, budget = %budget, "downgraded: budget past its target");
                 smaller
             }
-            _ => requested,
+            _ => Arc::clone(&requested),
         };
         let routed = match self
             .router
-            .complete(tier, &request.model, &request.messages, &request.params)
+            .complete(&tier, &request.model, &request.messages, &request.params)
             .await
         {
             Ok(routed) => {
@@ -1026,6 +1028,15 @@ impl Cache {
         budget: Option<BudgetConfig>,
     ) -> Result<(), CacheError> {
         Ok(self.budgets.set(level, name, budget).await?)
+    }
+
+    /// Sets (or removes) one upstream tier at run time; kept across restarts.
+    pub async fn set_tier(
+        &self,
+        name: &str,
+        tier: Option<crate::config::TierConfig>,
+    ) -> Result<(), CacheError> {
+        Ok(self.router.set_tier(name, tier).await?)
     }
 
     /// Releases a job stopped by the loop breaker. Returns whether it was stopped.
