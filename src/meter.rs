@@ -81,7 +81,8 @@ pub struct Report {
     pub top_consumers: Vec<(String, Totals)>,
     /// Per UTC day, `YYYY-MM-DD`.
     pub days: BTreeMap<String, Totals>,
-    /// Days whose spend is well above the average of the days before.
+    /// Days on which the organisation, or a department, workflow or job, spent well above its
+    /// own average of the days before.
     pub anomalies: Vec<String>,
 }
 
@@ -177,24 +178,73 @@ pub fn build_report(charges: &[Charge], since_ms: u64, until_ms: u64) -> Report 
     });
     consumers.truncate(10);
     report.top_consumers = consumers;
-    let days: Vec<(&String, &Totals)> = report.days.iter().collect();
-    for (i, (day, totals)) in days.iter().enumerate().skip(ANOMALY_HISTORY_DAYS) {
-        let history = &days[i.saturating_sub(7)..i];
-        let average = history
-            .iter()
-            .map(|(_, t)| t.cost_micro_usd as f64)
-            .sum::<f64>()
-            / history.len() as f64;
-        if average > 0.0 && totals.cost_micro_usd as f64 > ANOMALY_FACTOR * average {
-            report.anomalies.push(format!(
-                "{day}: spent ${:.4}, {:.1}x the average of the {} days before",
-                dollars(totals.cost_micro_usd),
-                totals.cost_micro_usd as f64 / average,
-                history.len()
-            ));
+    // Each spender against its own recent days, and the whole organisation against its own.
+    let mut series: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for c in charges.iter().filter(|c| c.is_upstream()) {
+        let day = utc_day(c.at_ms);
+        let mut add = |who: String| {
+            *series
+                .entry(who)
+                .or_default()
+                .entry(day.clone())
+                .or_default() += c.cost_micro_usd
+        };
+        add("organisation".into());
+        for (dimension, key) in [
+            ("department", &c.labels.department),
+            ("workflow", &c.labels.workflow),
+            ("job", &c.labels.job_id),
+        ] {
+            if !key.is_empty() {
+                add(format!("{dimension} `{key}`"));
+            }
         }
     }
+    for (who, days) in &series {
+        report.anomalies.extend(spikes(who, days));
+    }
     report
+}
+
+/// Days whose spend is over [`ANOMALY_FACTOR`] times the average of up to 7 days before it
+/// (days without spend count as zero), given [`ANOMALY_HISTORY_DAYS`] days of history.
+fn spikes(who: &str, days: &BTreeMap<String, u64>) -> Vec<String> {
+    let Some(first) = days.keys().next().map(|d| day_number(d)) else {
+        return Vec::new();
+    };
+    let spend_on = |n: i64| days.get(&day_name(n)).copied().unwrap_or(0) as f64;
+    days.iter()
+        .filter_map(|(day, &spent)| {
+            let n = day_number(day);
+            let history: Vec<f64> = (n.saturating_sub(7).max(first)..n).map(spend_on).collect();
+            let average = history.iter().sum::<f64>() / history.len().max(1) as f64;
+            (history.len() >= ANOMALY_HISTORY_DAYS
+                && average > 0.0
+                && spent as f64 > ANOMALY_FACTOR * average)
+                .then(|| {
+                    format!(
+                        "{day}: {who} spent ${:.6}, {:.1}x its average of the {} days before",
+                        dollars(spent),
+                        spent as f64 / average,
+                        history.len()
+                    )
+                })
+        })
+        .collect()
+}
+
+fn day_number(day: &str) -> i64 {
+    let mut parts = day.split('-').map(|p| p.parse::<i64>().unwrap_or(1));
+    let (y, m, d) = (
+        parts.next().unwrap_or(1970),
+        parts.next().unwrap_or(1),
+        parts.next().unwrap_or(1),
+    );
+    days_from_civil(y, m, d)
+}
+
+fn day_name(n: i64) -> String {
+    utc_day((n.max(0) as u64) * 86_400_000)
 }
 
 pub fn dollars(micro_usd: u64) -> f64 {
@@ -296,8 +346,12 @@ mod tests {
         assert_eq!(r.top_consumers[0].0, "workflow:w");
         assert_eq!(r.top_consumers[1].0, "department:research");
         assert_eq!(r.days.len(), 6);
-        assert_eq!(r.anomalies.len(), 1, "{:?}", r.anomalies);
-        assert!(r.anomalies[0].starts_with(&utc_day(20_005 * 86_400_000)));
+        // Day 6 is a spike for the organisation and for the one workflow; support spends
+        // steadily and research has no history of its own.
+        assert_eq!(r.anomalies.len(), 2, "{:?}", r.anomalies);
+        assert!(r.anomalies.iter().all(|a| a.starts_with(&utc_day(20_005 * 86_400_000))));
+        assert!(r.anomalies[0].contains("organisation"), "{:?}", r.anomalies);
+        assert!(r.anomalies[1].contains("workflow `w`"), "{:?}", r.anomalies);
         assert_eq!(r.by["job"]["(unlabelled)"].requests, 11);
     }
 }
