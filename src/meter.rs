@@ -349,7 +349,10 @@ mod tests {
         // Day 6 is a spike for the organisation and for the one workflow; support spends
         // steadily and research has no history of its own.
         assert_eq!(r.anomalies.len(), 2, "{:?}", r.anomalies);
-        assert!(r.anomalies.iter().all(|a| a.starts_with(&utc_day(20_005 * 86_400_000))));
+        assert!(r
+            .anomalies
+            .iter()
+            .all(|a| a.starts_with(&utc_day(20_005 * 86_400_000))));
         assert!(r.anomalies[0].contains("organisation"), "{:?}", r.anomalies);
         assert!(r.anomalies[1].contains("workflow `w`"), "{:?}", r.anomalies);
         assert_eq!(r.by["job"]["(unlabelled)"].requests, 11);

@@ -6,21 +6,6 @@ use cachet::proto::{CacheStatus, CompleteRequest, Labels};
 use common::*;
 use tonic::Code;
 
-/// Two priced tiers, both served by the simulator.
-const TIERS: &str = r#"
-[[router.tiers]]
-name = "small"
-model = "gpt-4o-mini"
-input_usd_per_mtok = 0.15
-output_usd_per_mtok = 0.60
-
-[[router.tiers]]
-name = "large"
-model = "gpt-4o"
-input_usd_per_mtok = 2.50
-output_usd_per_mtok = 10.00
-"#;
-
 fn request(
     model: &str,
     text: &str,

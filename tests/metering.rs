@@ -7,20 +7,6 @@ use cachet::proto::{CacheStatus, CompleteRequest, Labels, ReportRequest, ReportR
 use common::*;
 use tonic::Code;
 
-const TIERS: &str = r#"
-[[router.tiers]]
-name = "small"
-model = "gpt-4o-mini"
-input_usd_per_mtok = 0.15
-output_usd_per_mtok = 0.60
-
-[[router.tiers]]
-name = "large"
-model = "gpt-4o"
-input_usd_per_mtok = 2.50
-output_usd_per_mtok = 10.00
-"#;
-
 fn labelled(model: &str, text: &str, department: &str, job: &str) -> CompleteRequest {
     let mut request = chat("acme", model, &[msg("user", text)]);
     request.labels = Some(Labels {

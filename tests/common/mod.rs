@@ -16,6 +16,21 @@ use tonic::transport::Channel;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// Two priced tiers, both served by the test's simulated provider.
+pub const TIERS: &str = r#"
+[[router.tiers]]
+name = "small"
+model = "gpt-4o-mini"
+input_usd_per_mtok = 0.15
+output_usd_per_mtok = 0.60
+
+[[router.tiers]]
+name = "large"
+model = "gpt-4o"
+input_usd_per_mtok = 2.50
+output_usd_per_mtok = 10.00
+"#;
+
 pub async fn simulator() -> Simulator {
     Simulator::start("127.0.0.1:0".parse().unwrap(), Duration::ZERO)
         .await
