@@ -82,6 +82,8 @@ pub struct StorageConfig {
     pub flush_every_ms: u64,
     /// How often changed indexes are checkpointed to disk, in seconds.
     pub checkpoint_every_secs: u64,
+    /// How often expired entries are swept away, in seconds (they are never served either way).
+    pub sweep_every_secs: u64,
     /// Stores are refused while less than this many bytes are free on the data volume, so
     /// that sled never meets a full disk (after which it would refuse reads too).
     pub min_free_bytes: u64,
@@ -318,6 +320,7 @@ impl Default for StorageConfig {
             sync: SyncPolicy::Always,
             flush_every_ms: 500,
             checkpoint_every_secs: 60,
+            sweep_every_secs: 60,
             min_free_bytes: 64 * 1024 * 1024,
         }
     }
@@ -463,6 +466,12 @@ impl Config {
         if self.upstream.timeout_secs == 0 {
             return Err(ConfigError::invalid(
                 "upstream.timeout_secs",
+                "must be greater than 0",
+            ));
+        }
+        if self.storage.sweep_every_secs == 0 {
+            return Err(ConfigError::invalid(
+                "storage.sweep_every_secs",
                 "must be greater than 0",
             ));
         }

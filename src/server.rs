@@ -651,6 +651,7 @@ pub async fn serve(
         .expect("loader panicked")?;
     let cache = Arc::new(cache);
     cache.spawn_checkpointer();
+    cache.spawn_sweeper();
     let _ = shared.cache.set(Arc::clone(&cache));
     set_health(&health, ServingStatus::Serving).await;
     info!(

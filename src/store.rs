@@ -12,6 +12,7 @@
 //! - `tenants`:  tenant ‖ 0 ‖ scope → ()        (which scopes a tenant owns)
 //! - `meta`:     checkpoint records and other bookkeeping
 //! - `ledger`:   time ‖ id → one metered charge (see `meter`)
+//! - `expiry`:   expiry time ‖ entry id → ()   (what the sweeper removes, in time order)
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -130,6 +131,7 @@ pub struct Store {
     tenants: sled::Tree,
     meta: sled::Tree,
     ledger: sled::Tree,
+    expiry: sled::Tree,
     sync: SyncPolicy,
     dir: PathBuf,
     min_free_bytes: u64,
@@ -243,6 +245,7 @@ impl Store {
             tenants: db.open_tree("tenants")?,
             meta: db.open_tree("meta")?,
             ledger: db.open_tree("ledger")?,
+            expiry: db.open_tree("expiry")?,
             group_commit: Arc::new(GroupCommit::start(db.clone())?),
             db,
             sync: storage.sync,
@@ -278,16 +281,16 @@ impl Store {
             tenant: entry.tenant.clone(),
             model: model.to_string(),
         });
-        let entry_bytes = encode(entry);
         let result = (
             &self.entries,
             &self.exact,
             &self.members,
             &self.scopes,
             &self.tenants,
+            &self.expiry,
         )
             .transaction(
-                |(entries, exact, members, scopes, tenants)| -> TxResult<Inserted> {
+                |(entries, exact, members, scopes, tenants, expiry)| -> TxResult<Inserted> {
                     let replaced = match exact.insert(exact_key.as_slice(), &id_bytes)? {
                         Some(old) => {
                             let old = id_from(&old).map_err(ConflictableTransactionError::Abort)?;
@@ -301,6 +304,9 @@ impl Store {
                     members.insert(key2(&entry.scope.0, &id_bytes), &[])?;
                     scopes.insert(&entry.scope.0, scope_info.as_slice())?;
                     tenants.insert(tenant_key(&entry.tenant, &entry.scope), &[])?;
+                    if let Some(at) = entry.expires_at {
+                        expiry.insert(key2(&at.to_be_bytes(), &id_bytes), &[])?;
+                    }
                     Ok(Inserted { id, replaced })
                 },
             );
@@ -344,8 +350,8 @@ impl Store {
     /// Removes one entry and its exact key. Returns the entry if it existed.
     pub fn remove(&self, id: EntryId) -> Result<Option<StoredEntry>, StoreError> {
         let id_bytes = id.to_be_bytes();
-        let result = (&self.entries, &self.exact, &self.members).transaction(
-            |(entries, exact, members)| -> TxResult<Option<StoredEntry>> {
+        let result = (&self.entries, &self.exact, &self.members, &self.expiry).transaction(
+            |(entries, exact, members, expiry)| -> TxResult<Option<StoredEntry>> {
                 let Some(bytes) = entries.remove(&id_bytes)? else {
                     return Ok(None);
                 };
@@ -357,10 +363,36 @@ impl Store {
                     exact.remove(exact_key)?;
                 }
                 members.remove(key2(&entry.scope.0, &id_bytes))?;
+                if let Some(at) = entry.expires_at {
+                    expiry.remove(key2(&at.to_be_bytes(), &id_bytes))?;
+                }
                 Ok(Some(entry))
             },
         );
         unwrap_tx(result)
+    }
+
+    /// Ids of entries whose time was up by `now_ms`, oldest first, at most `limit`. Keys left
+    /// by entries already gone (replaced or invalidated) are cleaned up on the way.
+    pub fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<EntryId>, StoreError> {
+        let mut ids = Vec::new();
+        for key in self
+            .expiry
+            .range(..key2(&now_ms.to_be_bytes(), &[0xff; 8]))
+            .keys()
+        {
+            let key = key?;
+            let id = id_from(&key[8..])?;
+            if self.entries.contains_key(id.to_be_bytes())? {
+                ids.push(id);
+                if ids.len() >= limit {
+                    break;
+                }
+            } else {
+                self.expiry.remove(&key)?;
+            }
+        }
+        Ok(ids)
     }
 
     /// Ids of the entries a scope holds, in id order.

@@ -915,3 +915,40 @@ async fn a_configured_upstream_model_is_asked_while_the_request_model_scopes() {
         "the request's model still scopes the cache"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_entries_are_swept_without_a_lookup() {
+    use cachet::proto::admin_client::AdminClient;
+    use cachet::proto::GetStatsRequest;
+
+    let Fixture { sidecar, .. } = &Fixture::with_config("[storage]\nsweep_every_secs = 1\n").await;
+    let mut client = sidecar.client().await;
+    for (text, ttl) in [
+        ("Short-lived one?", 1),
+        ("Short-lived two?", 1),
+        ("Kept?", 0),
+    ] {
+        let mut store = store_of(&question("acme", text), "an answer", 10);
+        store.cache_control = Some(CacheControl {
+            ttl_seconds: ttl,
+            ..Default::default()
+        });
+        client.store(store).await.unwrap();
+    }
+    let entries = || async {
+        let mut request = tonic::Request::new(GetStatsRequest {});
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+        );
+        AdminClient::new(sidecar.channel().await)
+            .get_stats(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+    };
+    assert_eq!(entries().await, 3);
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    assert_eq!(entries().await, 1, "the two expired entries were swept");
+}

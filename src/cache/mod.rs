@@ -1111,6 +1111,43 @@ impl Cache {
         Ok(self.index.checkpoint(&self.store)?)
     }
 
+    /// Removes entries whose time is up, in batches. Returns how many.
+    pub fn sweep_expired(&self) -> Result<usize, CacheError> {
+        const BATCH: usize = 1_000;
+        let mut removed = 0;
+        loop {
+            let ids = self.store.expired(now_millis(), BATCH)?;
+            for &id in &ids {
+                if let Some(entry) = self.store.remove(id)? {
+                    self.index.remove(&entry.scope, id);
+                    removed += 1;
+                }
+            }
+            if ids.len() < BATCH {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// Sweeps expired entries every `storage.sweep_every_secs` until the cache is dropped.
+    pub fn spawn_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let every = Duration::from_secs(self.config.storage.sweep_every_secs);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                ticker.tick().await;
+                let Some(cache) = weak.upgrade() else { break };
+                match tokio::task::spawn_blocking(move || cache.sweep_expired()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => debug!(entries = n, "swept expired entries"),
+                    Ok(Err(err)) => warn!(%err, "sweeping expired entries failed"),
+                    Err(err) => warn!(%err, "sweep task failed"),
+                }
+            }
+        });
+    }
+
     /// Periodic checkpoints until the cache is dropped.
     pub fn spawn_checkpointer(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
