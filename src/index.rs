@@ -204,6 +204,35 @@ impl IndexSet {
         }
     }
 
+    /// Rebuilds every graph that holds tombstones from the live entries in sled, while
+    /// lookups go on against the old graph; inserts into that scope wait for the swap.
+    /// Returns how many tombstones were dropped. Blocking: call from a blocking context.
+    pub fn compact(&self, store: &Store) -> Result<usize, IndexError> {
+        let scopes: Vec<(ScopeKey, Arc<ScopeIndex>)> = self
+            .scopes
+            .read()
+            .expect("index map poisoned")
+            .iter()
+            .filter(|(_, i)| !i.tombstones.read().expect("tombstones poisoned").is_empty())
+            .map(|(k, i)| (*k, Arc::clone(i)))
+            .collect();
+        let mut dropped = 0;
+        for (scope, old) in scopes {
+            let _no_inserts = old.write_gate.write().expect("gate poisoned");
+            let members = store.scope_members(&scope)?;
+            let fresh = ScopeIndex::empty(members.len());
+            insert_from_store(&fresh, store, &members)?;
+            fresh.changes.store(members.len().max(1), Ordering::Relaxed);
+            dropped += old.tombstones.read().expect("tombstones poisoned").len();
+            self.scopes
+                .write()
+                .expect("index map poisoned")
+                .insert(scope, Arc::new(fresh));
+        }
+        self.checkpoint(store)?;
+        Ok(dropped)
+    }
+
     /// Points in a scope's graph, tombstones included.
     pub fn points(&self, scope: &ScopeKey) -> usize {
         self.scope(scope).map_or(0, |i| i.graph.get_nb_point())
@@ -510,6 +539,36 @@ mod tests {
             index.search(&other, &unit(1), 1, 64).is_empty(),
             "scopes are separate"
         );
+    }
+
+    #[test]
+    fn compaction_drops_tombstones_and_keeps_every_live_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let scope = ScopeKey([5; 16]);
+        let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).unwrap();
+        let (index, _) = IndexSet::load(&dir.path().join("index"), &store).unwrap();
+        let ids: Vec<EntryId> = (0..60)
+            .map(|n| {
+                let id = store_entry(&store, scope, n);
+                index.insert(&scope, id, &unit(n));
+                id
+            })
+            .collect();
+        for &id in &ids[..20] {
+            store.remove(id).unwrap();
+            index.remove(&scope, id);
+        }
+        assert_eq!(index.points(&scope), 60);
+        assert_eq!(index.compact(&store).unwrap(), 20);
+        assert_eq!(
+            index.points(&scope),
+            40,
+            "the graph holds live entries only"
+        );
+        for (n, &id) in ids.iter().enumerate().skip(20) {
+            assert_eq!(index.search(&scope, &unit(n as u64), 1, 64)[0].id, id);
+        }
+        assert_eq!(index.compact(&store).unwrap(), 0, "nothing left to drop");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod index;
 pub mod loadgen;
 pub mod meter;
 pub mod metrics;
+pub mod operate;
 pub mod pairs;
 pub mod proto;
 pub mod router;

@@ -84,6 +84,20 @@ enum Command {
         #[arg(long, env = "CACHET_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: String,
     },
+    /// What the cache decided since start, and the thresholds in force (admin).
+    Stats {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        endpoint: String,
+        #[arg(long, env = "CACHET_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+    },
+    /// Rebuild the index graphs without tombstones, while serving (admin).
+    Compact {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        endpoint: String,
+        #[arg(long, env = "CACHET_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+    },
     /// Send a short workload with repeats and paraphrases to a running sidecar and report.
     Demo {
         #[arg(long, default_value = "http://127.0.0.1:50051")]
@@ -221,6 +235,21 @@ async fn main() -> anyhow::Result<()> {
             print!(
                 "{}",
                 cachet::showback::fetch(&endpoint, &admin_token, days, format).await?
+            );
+        }
+        Command::Stats {
+            endpoint,
+            admin_token,
+        } => {
+            print!("{}", cachet::operate::stats(&endpoint, &admin_token).await?);
+        }
+        Command::Compact {
+            endpoint,
+            admin_token,
+        } => {
+            print!(
+                "{}",
+                cachet::operate::compact(&endpoint, &admin_token).await?
             );
         }
         Command::Demo { endpoint, tenant } => {

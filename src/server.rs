@@ -246,6 +246,22 @@ fn wire_row(dimension: &str, key: &str, totals: &Totals) -> proto::UsageRow {
 
 #[tonic::async_trait]
 impl AdminApi for AdminService {
+    async fn compact(
+        &self,
+        request: Request<proto::CompactRequest>,
+    ) -> Result<Response<proto::CompactResponse>, Status> {
+        self.0.authorize_admin(&request)?;
+        let cache = Arc::clone(self.0.ready()?);
+        let dropped = tokio::task::spawn_blocking(move || cache.compact())
+            .await
+            .map_err(|e| Status::internal(format!("compaction failed: {e}")))?
+            .map_err(status)?;
+        info!(tombstones_dropped = dropped, "compacted");
+        Ok(Response::new(proto::CompactResponse {
+            tombstones_dropped: dropped as u64,
+        }))
+    }
+
     async fn set_tier(
         &self,
         request: Request<proto::SetTierRequest>,

@@ -952,3 +952,67 @@ async fn expired_entries_are_swept_without_a_lookup() {
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
     assert_eq!(entries().await, 1, "the two expired entries were swept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_and_stats_from_the_command_line() {
+    let Fixture { sidecar, .. } = &Fixture::start().await;
+    let mut client = sidecar.client().await;
+    let mut ids = Vec::new();
+    for text in [
+        "How do I pair my headphones?",
+        "How do I reset my router?",
+        "How do I update my phone?",
+    ] {
+        ids.push(
+            client
+                .complete(question("acme", text))
+                .await
+                .unwrap()
+                .into_inner()
+                .entry_id,
+        );
+    }
+    let mut remove = tonic::Request::new(InvalidateRequest {
+        tenant: "acme".into(),
+        target: Some(invalidate_request::Target::EntryId(ids[0].clone())),
+    });
+    remove.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    client.invalidate(remove).await.unwrap();
+
+    let cli = |command: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
+            .args([command, "--endpoint"])
+            .arg(format!("http://{}", sidecar.addr))
+            .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(cli("compact"), "compacted: 1 tombstones dropped\n");
+    let near = client
+        .lookup(lookup_of(&question("acme", "How can I reset my router?")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(near.hit, "live entries are still found after compaction");
+    let gone = client
+        .lookup(lookup_of(&question(
+            "acme",
+            "How can I pair my headphones?",
+        )))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!gone.hit);
+    let stats = cli("stats");
+    assert!(stats.starts_with("entries: 2\n"), "{stats}");
+    assert!(stats.contains("acme"), "{stats}");
+}

@@ -1148,6 +1148,12 @@ impl Cache {
         });
     }
 
+    /// Rebuilds the graphs that hold tombstones, while serving. Returns tombstones dropped.
+    /// Blocking: call from a blocking context.
+    pub fn compact(&self) -> Result<usize, CacheError> {
+        Ok(self.index.compact(&self.store)?)
+    }
+
     /// Periodic checkpoints until the cache is dropped.
     pub fn spawn_checkpointer(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
