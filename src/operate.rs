@@ -1,5 +1,6 @@
 //! The client side of operator commands against a running sidecar: `cachet stats` and
-//! `cachet compact`. Both are admin calls and carry the admin token.
+//! `cachet compact`, and the admin connection and token that `cachet report` and `cachet tune`
+//! use as well.
 
 use std::fmt::Write as _;
 
@@ -16,7 +17,8 @@ pub enum OperateError {
     Call(#[from] tonic::Status),
 }
 
-async fn admin(endpoint: &str) -> Result<AdminClient<Channel>, OperateError> {
+/// An admin client for the sidecar at `endpoint`.
+pub async fn admin(endpoint: &str) -> Result<AdminClient<Channel>, OperateError> {
     let connect_error = |message: String| OperateError::Connect {
         endpoint: endpoint.to_string(),
         message,
@@ -29,7 +31,8 @@ async fn admin(endpoint: &str) -> Result<AdminClient<Channel>, OperateError> {
     Ok(AdminClient::new(channel))
 }
 
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+/// `message` with `authorization: Bearer <token>` metadata, as admin calls need.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Ok(value) = format!("Bearer {token}").parse() {
         request.metadata_mut().insert("authorization", value);

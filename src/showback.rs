@@ -3,19 +3,9 @@
 
 use std::fmt::Write as _;
 
-use serde_json::json;
-use tonic::transport::Channel;
-
-use crate::proto::admin_client::AdminClient;
+use crate::operate::{admin, with_token, OperateError};
 use crate::proto::{ReportRequest, ReportResponse, UsageRow, UsageTotals};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ShowbackError {
-    #[error("cannot reach the sidecar at {endpoint}: {message}")]
-    Connect { endpoint: String, message: String },
-    #[error("the sidecar refused the report: {0}")]
-    Call(tonic::Status),
-}
+use serde_json::json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -30,24 +20,11 @@ pub async fn fetch(
     admin_token: &str,
     days: u32,
     format: Format,
-) -> Result<String, ShowbackError> {
-    let connect_error = |message: String| ShowbackError::Connect {
-        endpoint: endpoint.to_string(),
-        message,
-    };
-    let channel = Channel::from_shared(endpoint.to_string())
-        .map_err(|e| connect_error(e.to_string()))?
-        .connect()
-        .await
-        .map_err(|e| connect_error(e.to_string()))?;
-    let mut request = tonic::Request::new(ReportRequest { days });
-    if let Ok(value) = format!("Bearer {admin_token}").parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    let report = AdminClient::new(channel)
-        .report(request)
-        .await
-        .map_err(ShowbackError::Call)?
+) -> Result<String, OperateError> {
+    let report = admin(endpoint)
+        .await?
+        .report(with_token(ReportRequest { days }, admin_token))
+        .await?
         .into_inner();
     Ok(render(&report, format))
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use tonic::transport::Channel;
 
+use crate::operate::with_token;
 use crate::pairs::{self, Pair, PairsError};
 use crate::proto::admin_client::AdminClient;
 use crate::proto::cache_client::CacheClient;
@@ -280,14 +281,6 @@ fn pair_model(run_id: &str, index: usize) -> String {
     format!("cachet-tune/{run_id}/{index}")
 }
 
-fn with_admin<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = format!("Bearer {token}").parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
-}
-
 async fn evaluate(
     settings: &Settings,
     channel: Channel,
@@ -389,7 +382,7 @@ async fn clean_up(settings: &Settings, channel: Channel, token: &str, count: usi
                 ..Default::default()
             })),
         };
-        if let Err(status) = client.invalidate(with_admin(request, token)).await {
+        if let Err(status) = client.invalidate(with_token(request, token)).await {
             eprintln!("cleanup stopped (entries expire within 15 minutes): {status}");
             return;
         }
@@ -404,7 +397,7 @@ async fn apply(
 ) -> Result<(), TuneError> {
     let token = settings.admin_token.as_deref().unwrap_or_default();
     AdminClient::new(channel)
-        .set_threshold(with_admin(
+        .set_threshold(with_token(
             SetThresholdRequest {
                 tenant: tenant.into(),
                 threshold,
