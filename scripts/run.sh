@@ -37,10 +37,16 @@ export CACHET_ADMIN_TOKEN="${CACHET_ADMIN_TOKEN:-demo-$(date +%s)-$RANDOM}"
 pids+=($!)
 
 "$bin" demo --endpoint http://127.0.0.1:50051
-"$bin" report --endpoint http://127.0.0.1:50051 --days 1
+"$bin" report --endpoint http://127.0.0.1:50052 --days 1
 
 if [ "${CACHET_DEMO_EXIT:-0}" = "1" ]; then
   exit 0
 fi
-echo "cachet is serving on 127.0.0.1:50051 (gRPC, reflection on: try grpcurl -plaintext 127.0.0.1:50051 list). Ctrl-C stops it."
+cat <<EOF
+cachet is serving. Ctrl-C stops it.
+  gRPC cache API   127.0.0.1:50051   (reflection on: grpcurl -plaintext 127.0.0.1:50051 list)
+  OpenAI-style     http://127.0.0.1:50080/v1   (any OpenAI SDK: set base_url to this)
+  gRPC admin API   127.0.0.1:50052   (bearer token: \$CACHET_ADMIN_TOKEN)
+  metrics          http://127.0.0.1:9464/metrics
+EOF
 wait "${pids[-1]}"

@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
-# The whole test suite: fetches the model assets (pinned, sha256-checked, cached), then runs
-# every unit and integration test against the real model, real sled files and real gRPC on
-# loopback. Extra arguments go to `cargo test`.
+# The whole test suite: fetches the model assets (pinned, sha256-checked, cached) and the
+# official OpenAI Python SDK (pinned, in a venv of its own, for the front-door test), then runs
+# every unit and integration test against the real model, real sled files and real gRPC/HTTP
+# on loopback. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 assets="$(bash scripts/setup.sh)"
 export CACHET_ASSETS_DIR="$assets"
+
+# The SDK venv is rebuilt only when tests/sdk/requirements.txt changes.
+venv="${CACHET_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/cachet/test-venv}"
+wanted="$(sha256sum tests/sdk/requirements.txt | cut -d' ' -f1)"
+if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$wanted" ]; then
+  echo "test: installing the OpenAI SDK into $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+  echo "$wanted" > "$venv/.requirements.sha256"
+fi
+export CACHET_TEST_PYTHON="$venv/bin/python"
+
 cargo test --locked "$@"

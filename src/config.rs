@@ -62,12 +62,51 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Where the gRPC API listens. A sidecar listens on loopback by default.
+    /// Where the gRPC cache API (`cachet.v1.Cache`) listens. A sidecar listens on loopback.
     pub listen: SocketAddr,
-    /// Largest gRPC request accepted, in bytes.
+    /// Where the gRPC admin API (`cachet.v1.Admin`) listens: a port of its own, so it can be
+    /// bound to another interface than the client API (or to none).
+    pub admin_listen: Listen,
+    /// Where the OpenAI-compatible HTTP front door (`POST /v1/chat/completions`) listens.
+    pub http_listen: Listen,
+    /// Where Prometheus metrics are served (`GET /metrics`).
+    pub metrics_listen: Listen,
+    /// Largest request accepted (gRPC message or HTTP body), in bytes.
     pub max_request_bytes: usize,
-    /// Where Prometheus metrics are served (`GET /metrics`); empty: not served.
-    pub metrics_listen: String,
+    /// TLS on the client gRPC port; plain TCP without it.
+    pub tls: Option<TlsConfig>,
+}
+
+/// An optional listening address, written as `"127.0.0.1:9464"`; `""` turns the port off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim().is_empty() {
+            return Ok(Self(None));
+        }
+        text.trim()
+            .parse()
+            .map(|addr| Self(Some(addr)))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not an address such as 127.0.0.1:9464 (\"\" turns the port off)"
+                ))
+            })
+    }
+}
+
+/// Certificate and key (PEM) for TLS on the client port; with `client_ca_file`, clients must
+/// present a certificate signed by that CA (mutual TLS).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +168,11 @@ pub struct LimitsConfig {
     pub max_messages: usize,
     /// Longest answer accepted by `Store`, in characters.
     pub max_answer_chars: usize,
+    /// Requests a second each tenant may make (cache and HTTP APIs together), sustained;
+    /// 0 = no limit. A tenant's own `requests_per_second` overrides it.
+    pub requests_per_second: f64,
+    /// Requests a tenant may make at once above the sustained rate.
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -282,6 +326,8 @@ pub struct TenantConfig {
     pub threshold: Option<f32>,
     /// Lifetime of this tenant's entries when a request sets none, in seconds; 0 = no expiry.
     pub default_ttl_secs: u64,
+    /// This tenant's request rate limit, instead of `limits.requests_per_second`.
+    pub requests_per_second: Option<f64>,
 }
 
 impl Default for Config {
@@ -307,8 +353,11 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            admin_listen: Listen(Some(SocketAddr::from(([127, 0, 0, 1], 50052)))),
+            http_listen: Listen(Some(SocketAddr::from(([127, 0, 0, 1], 50080)))),
+            metrics_listen: Listen(Some(SocketAddr::from(([127, 0, 0, 1], 9464)))),
             max_request_bytes: 4 * 1024 * 1024,
-            metrics_listen: "127.0.0.1:9464".to_string(),
+            tls: None,
         }
     }
 }
@@ -353,6 +402,8 @@ impl Default for LimitsConfig {
             max_prompt_chars: 32 * 1024,
             max_messages: 256,
             max_answer_chars: 256 * 1024,
+            requests_per_second: 0.0,
+            burst: 50,
         }
     }
 }
@@ -441,6 +492,9 @@ impl Config {
             if let Some(t) = tenant.threshold {
                 check_threshold(&format!("tenants.{name}.threshold"), t)?;
             }
+            if let Some(rate) = tenant.requests_per_second {
+                check_rate(&format!("tenants.{name}.requests_per_second"), rate)?;
+            }
         }
         if self.tenants.is_empty() {
             return Err(ConfigError::invalid(
@@ -457,6 +511,7 @@ impl Config {
             ("embed.threads", self.embed.threads),
             ("embed.max_batch", self.embed.max_batch),
             ("server.max_request_bytes", self.server.max_request_bytes),
+            ("limits.burst", self.limits.burst as usize),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -482,16 +537,41 @@ impl Config {
             ));
         }
         check_url("upstream.base_url", &self.upstream.base_url)?;
-        if !self.server.metrics_listen.is_empty()
-            && self.server.metrics_listen.parse::<SocketAddr>().is_err()
-        {
-            return Err(ConfigError::invalid(
-                "server.metrics_listen",
-                format!(
-                    "`{}` is not an address such as 127.0.0.1:9464",
-                    self.server.metrics_listen
-                ),
-            ));
+        check_rate(
+            "limits.requests_per_second",
+            self.limits.requests_per_second,
+        )?;
+        let ports = [
+            ("server.listen", Some(self.server.listen)),
+            ("server.admin_listen", self.server.admin_listen.0),
+            ("server.http_listen", self.server.http_listen.0),
+            ("server.metrics_listen", self.server.metrics_listen.0),
+        ];
+        for (i, (key, addr)) in ports.iter().enumerate() {
+            let Some(addr) = addr.filter(|a| a.port() != 0) else {
+                continue;
+            };
+            if let Some((other, _)) = ports[..i].iter().find(|(_, a)| *a == Some(addr)) {
+                return Err(ConfigError::invalid(
+                    *key,
+                    format!("{addr} is already taken by {other}; give each port its own address"),
+                ));
+            }
+        }
+        if let Some(tls) = &self.server.tls {
+            let files = [
+                ("server.tls.cert_file", Some(&tls.cert_file)),
+                ("server.tls.key_file", Some(&tls.key_file)),
+                ("server.tls.client_ca_file", tls.client_ca_file.as_ref()),
+            ];
+            for (key, file) in files {
+                if let Some(file) = file.filter(|f| !f.is_file()) {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("`{}` is not a readable file", file.display()),
+                    ));
+                }
+            }
         }
         check_price(
             "upstream.input_usd_per_mtok",
@@ -599,6 +679,17 @@ pub fn check_tier(key: &str, tier: &TierConfig) -> Result<(), ConfigError> {
         &format!("{key}.output_usd_per_mtok"),
         tier.output_usd_per_mtok,
     )
+}
+
+fn check_rate(key: &str, rate: f64) -> Result<(), ConfigError> {
+    if rate.is_finite() && rate >= 0.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("{rate} is not a rate: use requests per second, 0 for no limit"),
+        ))
+    }
 }
 
 fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
@@ -713,6 +804,12 @@ mod tests {
             defaults.storage.min_free_bytes
         );
         assert_eq!(example.server.listen, defaults.server.listen);
+        assert_eq!(example.server.admin_listen, defaults.server.admin_listen);
+        assert_eq!(example.server.http_listen, defaults.server.http_listen);
+        assert_eq!(
+            example.server.metrics_listen,
+            defaults.server.metrics_listen
+        );
         assert_eq!(example.upstream.base_url, defaults.upstream.base_url);
         assert_eq!(example.threshold_for("support-bot"), 0.93);
     }
@@ -730,6 +827,37 @@ mod tests {
         assert_eq!(config.matching.threshold, 0.85);
         assert_eq!(config.threshold_for("acme"), 0.95);
         assert_eq!(config.threshold_for("other"), 0.85);
+    }
+
+    #[test]
+    fn ports_are_checked_and_can_be_turned_off() {
+        let config = load("[server]\nadmin_listen = \"\"\nhttp_listen = \"\"\n", &[]).unwrap();
+        assert_eq!(config.server.admin_listen, Listen(None));
+        let err = load("[server]\nhttp_listen = \"localhost\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.http_listen") && err.contains("not an address"),
+            "{err}"
+        );
+        let err = load("[server]\nadmin_listen = \"127.0.0.1:50051\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.admin_listen") && err.contains("server.listen"),
+            "{err}"
+        );
+        let err = load(
+            "[server.tls]\ncert_file = \"/nonexistent.crt\"\nkey_file = \"/nonexistent.key\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.tls.cert_file"), "{err}");
+        let err = load("[limits]\nrequests_per_second = -1.0\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.requests_per_second"), "{err}");
     }
 
     #[test]

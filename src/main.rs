@@ -21,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the sidecar (gRPC) until SIGTERM or Ctrl-C.
+    /// Run the sidecar (gRPC cache and admin APIs, OpenAI-compatible HTTP, metrics) until
+    /// SIGTERM or Ctrl-C.
     Serve {
         /// TOML config file; without one, the embedded defaults (plus CACHET_* overrides) apply.
         #[arg(long, env = "CACHET_CONFIG")]
@@ -49,8 +50,12 @@ enum Command {
         /// Only the pairs of this split (e.g. heldout).
         #[arg(long)]
         split: Option<String>,
+        /// The cache API (`server.listen`).
         #[arg(long, default_value = "http://127.0.0.1:50051")]
         endpoint: String,
+        /// The admin API (`server.admin_listen`), for --apply-to.
+        #[arg(long, default_value = "http://127.0.0.1:50052")]
+        admin_endpoint: String,
         /// Tenant whose matching is measured (its threshold is the one "in force").
         #[arg(long, default_value = "default")]
         tenant: String,
@@ -74,7 +79,7 @@ enum Command {
     },
     /// Showback: usage, spend and savings per department, workflow, job and model (admin).
     Report {
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, default_value = "http://127.0.0.1:50052")]
         endpoint: String,
         /// The period: the last N days.
         #[arg(long, default_value_t = 30)]
@@ -86,14 +91,14 @@ enum Command {
     },
     /// What the cache decided since start, and the thresholds in force (admin).
     Stats {
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, default_value = "http://127.0.0.1:50052")]
         endpoint: String,
         #[arg(long, env = "CACHET_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: String,
     },
     /// Rebuild the index graphs without tombstones, while serving (admin).
     Compact {
-        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        #[arg(long, default_value = "http://127.0.0.1:50052")]
         endpoint: String,
         #[arg(long, env = "CACHET_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: String,
@@ -179,8 +184,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { config } => {
             let config =
                 cachet::config::Config::load(config.as_deref()).context("invalid configuration")?;
-            cachet::server::serve(config, shutdown_signal(), |addr| {
-                println!("cachet: listening on {addr}");
+            cachet::server::serve(config, shutdown_signal(), |bound| {
+                let show = |addr: Option<SocketAddr>| addr.map_or("off".into(), |a| a.to_string());
+                // Four lines that tools (and the test harness) read to find the ports.
+                println!("cachet: listening on {}", bound.api);
+                println!("cachet: admin on {}", show(bound.admin));
+                println!("cachet: http on {}", show(bound.http));
+                println!("cachet: metrics on {}", show(bound.metrics));
             })
             .await?;
         }
@@ -204,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
             pairs,
             split,
             endpoint,
+            admin_endpoint,
             tenant,
             budget,
             concurrency,
@@ -214,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let settings = cachet::tune::Settings {
                 endpoint,
+                admin_endpoint,
                 tenant,
                 pairs,
                 split,

@@ -20,7 +20,6 @@ use tonic::transport::Channel;
 
 use crate::operate::with_token;
 use crate::pairs::{self, Pair, PairsError};
-use crate::proto::admin_client::AdminClient;
 use crate::proto::cache_client::CacheClient;
 use crate::proto::{
     invalidate_request, CacheControl, CacheStatus, InvalidateRequest, LookupRequest, ScopeSelector,
@@ -47,13 +46,16 @@ pub enum TuneError {
         source: std::io::Error,
     },
     #[error("applying the threshold failed: {0}")]
-    Apply(tonic::Status),
+    Apply(#[from] crate::operate::OperateError),
 }
 
 /// What to evaluate and how.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The cache API (`server.listen`), where the pairs are looked up.
     pub endpoint: String,
+    /// The admin API (`server.admin_listen`), where a threshold is applied.
+    pub admin_endpoint: String,
     pub tenant: String,
     pub pairs: PathBuf,
     /// Only pairs whose `split` is this (e.g. `heldout`); all pairs when `None`.
@@ -253,7 +255,7 @@ pub async fn run(settings: &Settings) -> Result<Report, TuneError> {
         println!("json: {}", path.display());
     }
     if let (Some(tenant), Some(best)) = (&settings.apply_to, report.best) {
-        apply(settings, channel, tenant, best.threshold).await?;
+        apply(settings, tenant, best.threshold).await?;
         println!(
             "applied threshold {:.2} to tenant `{tenant}`",
             best.threshold
@@ -389,14 +391,10 @@ async fn clean_up(settings: &Settings, channel: Channel, token: &str, count: usi
     }
 }
 
-async fn apply(
-    settings: &Settings,
-    channel: Channel,
-    tenant: &str,
-    threshold: f32,
-) -> Result<(), TuneError> {
+async fn apply(settings: &Settings, tenant: &str, threshold: f32) -> Result<(), TuneError> {
     let token = settings.admin_token.as_deref().unwrap_or_default();
-    AdminClient::new(channel)
+    crate::operate::admin(&settings.admin_endpoint)
+        .await?
         .set_threshold(with_token(
             SetThresholdRequest {
                 tenant: tenant.into(),
@@ -405,7 +403,7 @@ async fn apply(
             token,
         ))
         .await
-        .map_err(TuneError::Apply)?;
+        .map_err(crate::operate::OperateError::from)?;
     Ok(())
 }
 

@@ -918,7 +918,6 @@ async fn a_configured_upstream_model_is_asked_while_the_request_model_scopes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_entries_are_swept_without_a_lookup() {
-    use cachet::proto::admin_client::AdminClient;
     use cachet::proto::GetStatsRequest;
 
     let Fixture { sidecar, .. } = &Fixture::with_config("[storage]\nsweep_every_secs = 1\n").await;
@@ -941,7 +940,9 @@ async fn expired_entries_are_swept_without_a_lookup() {
             "authorization",
             format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
         );
-        AdminClient::new(sidecar.channel().await)
+        sidecar
+            .admin()
+            .await
             .get_stats(request)
             .await
             .unwrap()
@@ -985,7 +986,7 @@ async fn compact_and_stats_from_the_command_line() {
     let cli = |command: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
             .args([command, "--endpoint"])
-            .arg(format!("http://{}", sidecar.addr))
+            .arg(sidecar.admin_endpoint())
             .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
             .output()
             .unwrap();

@@ -306,7 +306,6 @@ async fn a_job_stops_at_its_call_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loop_breaker_stops_a_looping_job_until_an_operator_resets_it() {
-    use cachet::proto::admin_client::AdminClient;
     use cachet::proto::ResetJobRequest;
 
     let config =
@@ -367,7 +366,7 @@ async fn the_loop_breaker_stops_a_looping_job_until_an_operator_resets_it() {
             .code(),
         Code::FailedPrecondition
     );
-    let mut admin = AdminClient::new(sidecar.channel().await);
+    let mut admin = sidecar.admin().await;
     let refused = admin
         .reset_job(tonic::Request::new(ResetJobRequest {
             job_id: "looping-agent".into(),
@@ -451,7 +450,6 @@ async fn alerts_are_posted_once_per_crossing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budgets_change_at_run_time_through_the_admin_api() {
-    use cachet::proto::admin_client::AdminClient;
     use cachet::proto::{Budget, SetBudgetRequest};
 
     let dir = tempfile::tempdir().unwrap();
@@ -478,7 +476,7 @@ async fn budgets_change_at_run_time_through_the_admin_api() {
             ..Default::default()
         }),
     };
-    let mut admin = AdminClient::new(sidecar.channel().await);
+    let mut admin = sidecar.admin().await;
     let refused = admin
         .set_budget(tonic::Request::new(tight.clone()))
         .await
@@ -523,7 +521,7 @@ async fn budgets_change_at_run_time_through_the_admin_api() {
         client.complete(ask(3)).await.unwrap_err().code(),
         Code::ResourceExhausted
     );
-    let mut admin = AdminClient::new(sidecar.channel().await);
+    let mut admin = sidecar.admin().await;
     admin
         .set_budget(with_token(SetBudgetRequest {
             level: "departments".into(),

@@ -2,7 +2,6 @@
 
 mod common;
 
-use cachet::proto::admin_client::AdminClient;
 use cachet::proto::{CacheStatus, CompleteRequest, Labels, ReportRequest, ReportResponse};
 use common::*;
 use tonic::Code;
@@ -29,7 +28,9 @@ async fn report(sidecar: &Sidecar) -> ReportResponse {
         "authorization",
         format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
     );
-    AdminClient::new(sidecar.channel().await)
+    sidecar
+        .admin()
+        .await
         .report(request)
         .await
         .unwrap()
@@ -169,7 +170,7 @@ async fn spend_matches_the_upstream_usage_and_survives_a_crash() {
     // The CLI renders the same figures for finance tools.
     let csv = std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
         .args(["report", "--format", "csv", "--days", "1", "--endpoint"])
-        .arg(format!("http://{}", sidecar.addr))
+        .arg(sidecar.admin_endpoint())
         .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
         .output()
         .unwrap();
@@ -194,7 +195,9 @@ async fn spend_matches_the_upstream_usage_and_survives_a_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_is_an_admin_call() {
     let Fixture { sidecar, .. } = &Fixture::start().await;
-    let refused = AdminClient::new(sidecar.channel().await)
+    let refused = sidecar
+        .admin()
+        .await
         .report(tonic::Request::new(ReportRequest { days: 1 }))
         .await
         .unwrap_err();
@@ -335,7 +338,7 @@ async fn tiers_change_at_run_time_through_the_admin_api() {
         output_usd_per_mtok: 20.0,
         ..Default::default()
     };
-    let mut admin = AdminClient::new(sidecar.channel().await);
+    let mut admin = sidecar.admin().await;
     let refused = admin
         .set_tier(admin_call(pricier.clone(), "guess"))
         .await
@@ -393,7 +396,7 @@ async fn tiers_change_at_run_time_through_the_admin_api() {
         .unwrap()
         .into_inner();
     assert_eq!(large.model, "gpt-4o");
-    let mut admin = AdminClient::new(sidecar.channel().await);
+    let mut admin = sidecar.admin().await;
     let last = SetTierRequest {
         name: "large".into(),
         remove: true,

@@ -3,7 +3,6 @@
 
 mod common;
 
-use cachet::proto::admin_client::AdminClient;
 use cachet::proto::{GetStatsRequest, SetThresholdRequest};
 use common::*;
 use tonic::Code;
@@ -110,7 +109,9 @@ async fn tune_on_the_held_out_pairs_stays_within_the_wrong_answer_budget() {
 
     // The evaluation cleaned up after itself: a pair's question is not served afterwards.
     let mut client = sidecar.client().await;
-    let stats = AdminClient::new(sidecar.channel().await)
+    let stats = sidecar
+        .admin()
+        .await
         .get_stats(admin(GetStatsRequest {}, ADMIN_TOKEN))
         .await
         .unwrap()
@@ -167,7 +168,9 @@ async fn every_semantic_answer_says_why() {
     );
     assert!((why.threshold - 0.88).abs() < 1e-6);
 
-    let stats = AdminClient::new(sidecar.channel().await)
+    let stats = sidecar
+        .admin()
+        .await
         .get_stats(admin(GetStatsRequest {}, ADMIN_TOKEN))
         .await
         .unwrap()
@@ -208,7 +211,7 @@ async fn the_threshold_is_set_at_run_time_and_kept_across_restarts() {
         why.similarity
     );
 
-    let mut admin_client = AdminClient::new(sidecar.channel().await);
+    let mut admin_client = sidecar.admin().await;
     let set = |tenant: &str, threshold: f32| SetThresholdRequest {
         tenant: tenant.into(),
         threshold,
@@ -273,7 +276,7 @@ async fn the_threshold_is_set_at_run_time_and_kept_across_restarts() {
             .hit,
         "kept across a restart"
     );
-    let mut admin_client = AdminClient::new(sidecar.channel().await);
+    let mut admin_client = sidecar.admin().await;
     let stats = admin_client
         .get_stats(admin(GetStatsRequest {}, ADMIN_TOKEN))
         .await

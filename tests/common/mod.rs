@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use cachet::proto::admin_client::AdminClient;
 use cachet::proto::cache_client::CacheClient;
 use cachet::proto::{CompleteRequest, LookupRequest, Message, StoreRequest, TokenUsage};
 use cachet::simulator::Simulator;
@@ -70,7 +71,9 @@ impl Fixture {
 /// A running sidecar process.
 pub struct Sidecar {
     child: Child,
+    /// The gRPC cache API.
     pub addr: SocketAddr,
+    pub ports: Ports,
     pub dir: PathBuf,
     config: PathBuf,
 }
@@ -83,6 +86,8 @@ pub fn write_config(dir: &Path, upstream: &str, extra: &str) -> PathBuf {
         r#"
 [server]
 listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+http_listen = "127.0.0.1:0"
 metrics_listen = ""
 
 [storage]
@@ -142,21 +147,31 @@ impl Sidecar {
             .spawn()
             .expect("cachet binary starts");
         let stdout = child.stdout.take().unwrap();
-        let addr = tokio::task::spawn_blocking(move || {
+        let ports = tokio::task::spawn_blocking(move || {
             let mut lines = BufReader::new(stdout).lines();
-            let line = lines.next().expect("sidecar printed its address").unwrap();
+            let mut port = |name: &str| {
+                let line = lines.next().expect("sidecar printed its ports").unwrap();
+                let addr = line
+                    .strip_prefix(&format!("cachet: {name} "))
+                    .unwrap_or_else(|| panic!("expected the {name} port, got {line:?}"));
+                addr.parse::<SocketAddr>().ok()
+            };
+            let ports = Ports {
+                api: port("listening on").expect("the cache API always listens"),
+                admin: port("admin on"),
+                http: port("http on"),
+                metrics: port("metrics on"),
+            };
             // Keep draining so the child never blocks on a full pipe.
             std::thread::spawn(move || lines.for_each(drop));
-            line.strip_prefix("cachet: listening on ")
-                .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-                .parse::<SocketAddr>()
-                .unwrap()
+            ports
         })
         .await
         .unwrap();
         let sidecar = Self {
             child,
-            addr,
+            addr: ports.api,
+            ports,
             dir: dir.to_path_buf(),
             config,
         };
@@ -176,6 +191,28 @@ impl Sidecar {
 
     pub async fn client(&self) -> CacheClient<Channel> {
         CacheClient::new(self.channel().await)
+    }
+
+    /// `http://` address of the admin API, for the CLI's `--endpoint`.
+    pub fn admin_endpoint(&self) -> String {
+        format!("http://{}", self.ports.admin.expect("admin API is on"))
+    }
+
+    pub async fn admin(&self) -> AdminClient<Channel> {
+        let channel = Channel::from_shared(self.admin_endpoint())
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to the admin API");
+        AdminClient::new(channel)
+    }
+
+    /// Base URL of the OpenAI-compatible front door, as SDKs take it.
+    pub fn openai_base_url(&self) -> String {
+        format!(
+            "http://{}/v1",
+            self.ports.http.expect("HTTP front door is on")
+        )
     }
 
     pub fn log(&self) -> String {
@@ -212,6 +249,15 @@ impl Sidecar {
         }
         Self::start_config(&dir, config).await
     }
+}
+
+/// Where a sidecar listens; `None` for a port turned off.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub api: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
 }
 
 pub enum Stop {

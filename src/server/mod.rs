@@ -1,27 +1,41 @@
-//! The gRPC face of the sidecar: the `cachet.v1.Cache` service, `grpc.health.v1` and reflection.
+//! The faces of the sidecar, each on a port of its own so each can be bound to its own
+//! interface (or turned off):
 //!
-//! The port opens at once and health says NOT_SERVING while the model and the indexes load, so
-//! an orchestrator can tell "starting" from "dead"; cache calls made meanwhile get UNAVAILABLE.
-//! On shutdown health turns NOT_SERVING first, in-flight calls drain, then the indexes are
-//! checkpointed and sled is flushed.
+//! - `server.listen`: the gRPC cache API (`cachet.v1.Cache`), optionally over TLS;
+//! - `server.admin_listen`: the gRPC admin API (`cachet.v1.Admin`), bearer-token protected;
+//! - `server.http_listen`: the OpenAI-compatible HTTP front door ([`openai`]);
+//! - `server.metrics_listen`: Prometheus `GET /metrics`.
+//!
+//! Both gRPC ports carry `grpc.health.v1` and reflection. The ports open at once and health says
+//! NOT_SERVING while the model and the indexes load, so an orchestrator can tell "starting" from
+//! "dead"; calls made meanwhile get UNAVAILABLE. On shutdown health turns NOT_SERVING first,
+//! every port stops accepting and drains its in-flight calls, then the indexes are checkpointed
+//! and sled is flushed.
+
+mod openai;
+mod rate;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::OnceCell;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Code, Request, Response, Status};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tracing::{error, info, Instrument};
 
+use self::rate::RateLimits;
+
 use crate::breaker::BreakerError;
 use crate::budget::{BudgetError, Level};
 use crate::cache::{self, format_entry_id, Cache, CacheError, Control, Explanation, Target};
-use crate::config::{BudgetConfig, Config, Period, TierConfig};
+use crate::config::{BudgetConfig, Config, Period, TierConfig, TlsConfig};
 use crate::embed::EmbedError;
 use crate::meter::{dollars, Totals};
 use crate::proto::admin_server::{Admin as AdminApi, AdminServer};
@@ -43,12 +57,26 @@ pub enum ServeError {
     Load(#[from] CacheError),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("HTTP front door failed: {0}")]
+    Http(std::io::Error),
+    #[error("cannot set up TLS on server.listen: {0}")]
+    Tls(String),
 }
 
-/// What both services share: the cache once loaded, and the admin token.
+/// What every face shares: the cache once loaded, the admin token and the rate limits.
 struct Shared {
     cache: OnceCell<Arc<Cache>>,
     admin_token: Option<String>,
+    limits: RateLimits,
+}
+
+/// The addresses the sidecar is bound to (ports resolved when configured as 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub api: SocketAddr,
+    pub admin: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The `cachet.v1.Cache` implementation.
@@ -58,6 +86,13 @@ pub struct CacheService(Arc<Shared>);
 pub struct AdminService(Arc<Shared>);
 
 impl Shared {
+    /// Counts a cache call against its tenant's rate limit.
+    fn admit(&self, tenant: &str) -> Result<(), Status> {
+        self.limits
+            .admit(tenant)
+            .map_err(|limited| Status::resource_exhausted(limited.to_string()))
+    }
+
     fn ready(&self) -> Result<&Arc<Cache>, Status> {
         self.cache.get().ok_or_else(|| {
             Status::unavailable("the sidecar is still loading its model and index; retry shortly")
@@ -424,6 +459,7 @@ impl CacheApi for CacheService {
         let r = request.into_inner();
         let span = tracing::info_span!("Lookup", tenant = %r.tenant, model = %r.model);
         async move {
+            self.0.admit(&r.tenant)?;
             let cache = self.0.ready()?;
             let request = to_request(
                 r.tenant,
@@ -466,6 +502,7 @@ impl CacheApi for CacheService {
         let r = request.into_inner();
         let span = tracing::info_span!("Store", tenant = %r.tenant, model = %r.model);
         async move {
+            self.0.admit(&r.tenant)?;
             let cache = self.0.ready()?;
             let usage = r.usage.unwrap_or_default();
             let request = to_request(
@@ -505,6 +542,7 @@ impl CacheApi for CacheService {
         let r = request.into_inner();
         let span = tracing::info_span!("Complete", tenant = %r.tenant, model = %r.model);
         async move {
+            self.0.admit(&r.tenant)?;
             let cache = self.0.ready()?;
             let request = to_request(
                 r.tenant,
@@ -570,12 +608,9 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
         .await;
 }
 
-/// Serves `GET /metrics` on its own port: 503 until the cache is loaded.
-async fn serve_metrics(listen: &str, shared: Arc<Shared>) -> Result<(), ServeError> {
-    let addr: SocketAddr = listen.parse().expect("validated with the config");
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
+/// Serves `GET /metrics`: 503 until the cache is loaded. Not drained on shutdown: a scrape
+/// cut short loses nothing.
+fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
@@ -591,42 +626,82 @@ async fn serve_metrics(listen: &str, shared: Arc<Shared>) -> Result<(), ServeErr
             }
         }),
     );
-    info!(%addr, "metrics on /metrics");
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app).await {
             error!(%err, "metrics server stopped");
         }
     });
-    Ok(())
 }
 
-/// Runs the sidecar until `shutdown` completes. `on_listening` is told the bound address
-/// (useful with port 0).
-pub async fn serve(
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    on_listening: impl FnOnce(SocketAddr),
-) -> Result<(), ServeError> {
-    let config = Arc::new(config);
-    let listen = config.server.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: listen,
-        source,
-    })?;
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let bind_error = |source| ServeError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    set_health(&health, ServingStatus::NotServing).await;
-    let reflection = tonic_reflection::server::Builder::configure()
+async fn bind_optional(
+    addr: Option<SocketAddr>,
+) -> Result<Option<(TcpListener, SocketAddr)>, ServeError> {
+    match addr {
+        Some(addr) => bind(addr).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+fn tls_config(tls: &TlsConfig) -> Result<ServerTlsConfig, ServeError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ServeError::Tls(format!("{}: {e}", path.display())))
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(
+        read(&tls.cert_file)?,
+        read(&tls.key_file)?,
+    ));
+    if let Some(ca) = &tls.client_ca_file {
+        config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(config)
+}
+
+fn reflection() -> tonic_reflection::server::v1::ServerReflectionServer<
+    impl tonic_reflection::server::v1::ServerReflection,
+> {
+    tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .expect("embedded descriptors are valid");
+        .expect("embedded descriptors are valid")
+}
+
+/// Accepted gRPC connections skip Nagle: small request/response pairs would otherwise wait
+/// ~40 ms on delayed ACKs.
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// Runs the sidecar until `shutdown` completes. `on_listening` is told the bound addresses
+/// (useful with port 0) once every port is open, before the model loads.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(Bound),
+) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let server = &config.server;
+    // Every port is bound before anything is announced: a taken port fails the start.
+    let (api_listener, api) = bind(server.listen).await?;
+    let admin = bind_optional(server.admin_listen.0).await?;
+    let http = bind_optional(server.http_listen.0).await?;
+    let metrics = bind_optional(server.metrics_listen.0).await?;
+    let bound = Bound {
+        api,
+        admin: admin.as_ref().map(|(_, addr)| *addr),
+        http: http.as_ref().map(|(_, addr)| *addr),
+        metrics: metrics.as_ref().map(|(_, addr)| *addr),
+    };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::NotServing).await;
     let admin_token = Some(config.admin.token_env.as_str())
         .filter(|name| !name.is_empty())
         .and_then(|name| std::env::var(name).ok())
@@ -634,31 +709,61 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         cache: OnceCell::new(),
         admin_token,
+        limits: RateLimits::new(&config),
     });
-    let service = CacheServer::new(CacheService(Arc::clone(&shared)))
-        .max_decoding_message_size(config.server.max_request_bytes);
-    let admin = AdminServer::new(AdminService(Arc::clone(&shared)))
-        .max_decoding_message_size(config.server.max_request_bytes);
 
-    // Small request/response pairs: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .trace_fn(|_| tracing::info_span!("grpc"))
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(service)
-            .add_service(admin)
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stop_rx.await;
-            }),
-    );
-    if let Some(listen) = Some(config.server.metrics_listen.as_str()).filter(|l| !l.is_empty()) {
-        serve_metrics(listen, Arc::clone(&shared)).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut faces: Vec<tokio::task::JoinHandle<Result<(), ServeError>>> = Vec::new();
+
+    let mut api_server = tonic::transport::Server::builder();
+    if let Some(tls) = &server.tls {
+        api_server = api_server.tls_config(tls_config(tls)?)?;
     }
-    info!(%addr, "listening; loading model and index");
-    on_listening(addr);
+    let cache_api = CacheServer::new(CacheService(Arc::clone(&shared)))
+        .max_decoding_message_size(server.max_request_bytes);
+    let serving = api_server
+        .trace_fn(|_| tracing::info_span!("grpc"))
+        .add_service(health_service.clone())
+        .add_service(reflection())
+        .add_service(cache_api)
+        .serve_with_incoming_shutdown(incoming(api_listener), stopped());
+    faces.push(tokio::spawn(async move { Ok(serving.await?) }));
+
+    if let Some((listener, addr)) = admin {
+        let admin_api = AdminServer::new(AdminService(Arc::clone(&shared)))
+            .max_decoding_message_size(server.max_request_bytes);
+        let serving = tonic::transport::Server::builder()
+            .trace_fn(|_| tracing::info_span!("grpc_admin"))
+            .add_service(health_service)
+            .add_service(reflection())
+            .add_service(admin_api)
+            .serve_with_incoming_shutdown(incoming(listener), stopped());
+        faces.push(tokio::spawn(async move { Ok(serving.await?) }));
+        info!(%addr, "admin API");
+    }
+    if let Some((listener, addr)) = http {
+        let app = openai::routes(Arc::clone(&shared), server.max_request_bytes);
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serving = axum::serve(listener, app).with_graceful_shutdown(stopped());
+        faces.push(tokio::spawn(async move {
+            serving.await.map_err(ServeError::Http)
+        }));
+        info!(%addr, "OpenAI-compatible HTTP on /v1/chat/completions");
+    }
+    if let Some((listener, addr)) = metrics {
+        serve_metrics(listener, Arc::clone(&shared));
+        info!(%addr, "metrics on /metrics");
+    }
+    info!(%api, tls = server.tls.is_some(), "listening; loading model and index");
+    on_listening(bound);
 
     let started = Instant::now();
     let load_config = Arc::clone(&config);
@@ -683,8 +788,10 @@ pub async fn serve(
     shutdown.await;
     info!("shutting down: draining in-flight calls");
     set_health(&health, ServingStatus::NotServing).await;
-    let _ = stop_tx.send(());
-    server.await.expect("server task panicked")?;
+    let _ = stop_tx.send(true);
+    for face in faces {
+        face.await.expect("server task panicked")?;
+    }
     let closing = Arc::clone(&cache);
     tokio::task::spawn_blocking(move || closing.close())
         .await
