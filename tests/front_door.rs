@@ -342,27 +342,3 @@ async fn tenants_are_rate_limited_on_both_apis() {
             .unwrap();
     }
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_calls_are_served_on_the_admin_port_only() {
-    let Fixture { sidecar, .. } = &Fixture::start().await;
-    let mut on_client_port = cachet::proto::admin_client::AdminClient::new(sidecar.channel().await);
-    let refused = on_client_port
-        .get_stats(cachet::operate::with_token(
-            cachet::proto::GetStatsRequest {},
-            ADMIN_TOKEN,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(refused.code(), Code::Unimplemented);
-    let stats = sidecar
-        .admin()
-        .await
-        .get_stats(cachet::operate::with_token(
-            cachet::proto::GetStatsRequest {},
-            ADMIN_TOKEN,
-        ))
-        .await
-        .unwrap();
-    assert_eq!(stats.into_inner().entries, 0);
-}

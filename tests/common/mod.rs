@@ -53,9 +53,19 @@ impl Fixture {
 
     /// With the TOML in `extra` merged over the test config.
     pub async fn with_config(extra: &str) -> Self {
+        Self::with_env(extra, &[]).await
+    }
+
+    /// With extra config and extra environment variables for the sidecar process.
+    pub async fn with_env(extra: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let upstream = simulator().await;
-        let sidecar = Sidecar::start_with(dir.path(), &upstream.base_url(), extra).await;
+        let config = write_config(dir.path(), &upstream.base_url(), extra);
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let sidecar = Sidecar::start_config(dir.path(), config, env).await;
         Self {
             upstream,
             sidecar,
@@ -76,6 +86,7 @@ pub struct Sidecar {
     pub ports: Ports,
     pub dir: PathBuf,
     config: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 /// The config every test sidecar gets, with the TOML in `extra` merged over it.
@@ -128,10 +139,10 @@ impl Sidecar {
 
     pub async fn start_with(dir: &Path, upstream: &str, extra: &str) -> Self {
         let config = write_config(dir, upstream, extra);
-        Self::start_config(dir, config).await
+        Self::start_config(dir, config, Vec::new()).await
     }
 
-    async fn start_config(dir: &Path, config: PathBuf) -> Self {
+    async fn start_config(dir: &Path, config: PathBuf, env: Vec<(String, String)>) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -142,6 +153,7 @@ impl Sidecar {
             .arg(&config)
             .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("CACHET_LOG", "info,hnsw_rs=warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -172,10 +184,16 @@ impl Sidecar {
             child,
             addr: ports.api,
             ports,
+            env,
             dir: dir.to_path_buf(),
             config,
         };
-        cachet::demo::wait_until_serving(sidecar.channel().await, Duration::from_secs(120))
+        // Health is asked on the admin port when there is one: the cache API may speak TLS.
+        let health = match sidecar.ports.admin {
+            Some(_) => sidecar.admin_channel().await,
+            None => sidecar.channel().await,
+        };
+        cachet::demo::wait_until_serving(health, Duration::from_secs(120))
             .await
             .unwrap_or_else(|_| panic!("sidecar not serving; log:\n{}", sidecar.log()));
         sidecar
@@ -198,13 +216,16 @@ impl Sidecar {
         format!("http://{}", self.ports.admin.expect("admin API is on"))
     }
 
-    pub async fn admin(&self) -> AdminClient<Channel> {
-        let channel = Channel::from_shared(self.admin_endpoint())
+    pub async fn admin_channel(&self) -> Channel {
+        Channel::from_shared(self.admin_endpoint())
             .unwrap()
             .connect()
             .await
-            .expect("connect to the admin API");
-        AdminClient::new(channel)
+            .expect("connect to the admin API")
+    }
+
+    pub async fn admin(&self) -> AdminClient<Channel> {
+        AdminClient::new(self.admin_channel().await)
     }
 
     /// Base URL of the OpenAI-compatible front door, as SDKs take it.
@@ -242,12 +263,12 @@ impl Sidecar {
 
     /// Starts again on the same data folder and config.
     pub async fn restart_after(self, how: Stop) -> Self {
-        let (dir, config) = (self.dir.clone(), self.config.clone());
+        let (dir, config, env) = (self.dir.clone(), self.config.clone(), self.env.clone());
         match how {
             Stop::Kill9 => self.kill9(),
             Stop::Term => self.stop(),
         }
-        Self::start_config(&dir, config).await
+        Self::start_config(&dir, config, env).await
     }
 }
 
