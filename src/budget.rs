@@ -185,6 +185,15 @@ pub struct Admission {
     pub downgrade_for: Option<String>,
 }
 
+/// One budget's spend in its current period, as known since start (for metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetUse {
+    pub level: &'static str,
+    pub name: String,
+    pub spent_usd: f64,
+    pub ceiling_usd: Option<f64>,
+}
+
 pub struct Budgets {
     /// Per job and chat: the period start and how often the chat went upstream in it.
     attempts: Mutex<HashMap<JobChat, (u64, u64)>>,
@@ -545,6 +554,36 @@ impl Budgets {
     }
 
     /// Replaces a reservation by what the call really cost and used (`None`: it failed).
+    /// Spend of the organisation, department and workflow budgets used since start. Jobs are
+    /// left out: one series per job id would swamp a metrics store.
+    pub fn in_use(&self) -> Vec<BudgetUse> {
+        let config = self.config.read().expect("budgets poisoned");
+        let accounts = self.accounts.lock().expect("budget accounts poisoned");
+        let mut used: Vec<BudgetUse> = accounts
+            .iter()
+            .filter_map(|(key, account)| {
+                let (level, name, budget) = match key {
+                    Key::Organisation => {
+                        ("organisation", String::new(), config.organisation.as_ref())
+                    }
+                    Key::Department(name) => {
+                        ("department", name.clone(), config.departments.get(name))
+                    }
+                    Key::Workflow(name) => ("workflow", name.clone(), config.workflows.get(name)),
+                    Key::Job(_) => return None,
+                };
+                Some(BudgetUse {
+                    level,
+                    name,
+                    spent_usd: crate::meter::dollars(account.spent_micro),
+                    ceiling_usd: budget.and_then(|b| b.ceiling_usd),
+                })
+            })
+            .collect();
+        used.sort_by(|a, b| (a.level, &a.name).cmp(&(b.level, &b.name)));
+        used
+    }
+
     pub fn settle(&self, admission: Admission, spent: Option<(u64, u64)>) {
         let mut accounts = self.accounts.lock().expect("budget accounts poisoned");
         for key in &admission.keys {

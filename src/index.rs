@@ -233,6 +233,19 @@ impl IndexSet {
         Ok(dropped)
     }
 
+    /// Every scope's points (tombstones included) and tombstones.
+    pub fn sizes(&self) -> Vec<(ScopeKey, usize, usize)> {
+        self.scopes
+            .read()
+            .expect("index map poisoned")
+            .iter()
+            .map(|(scope, index)| {
+                let tombstones = index.tombstones.read().expect("tombstones poisoned").len();
+                (*scope, index.graph.get_nb_point(), tombstones)
+            })
+            .collect()
+    }
+
     /// Points in a scope's graph, tombstones included.
     pub fn points(&self, scope: &ScopeKey) -> usize {
         self.scope(scope).map_or(0, |i| i.graph.get_nb_point())

@@ -2,12 +2,14 @@
 //! (`server.metrics_listen`) so they can be bound to another interface than the API.
 //!
 //! Counter names follow the common shape for LLM gateways: requests by `cache_status`, hits
-//! refused by guard family, upstream tokens and spend per tier, tokens and money saved.
+//! refused by guard family, upstream tokens and spend per tier, tokens and money saved; with
+//! latency histograms per call and cache status, embedding batch sizes, index size per scope
+//! and budget use.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, IndexSize};
 use crate::meter::dollars;
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -117,6 +119,19 @@ pub fn render(cache: &Cache) -> String {
             dollars(s.cost_micro_usd)
         );
     }
+    metric(
+        &mut out,
+        "cachet_request_duration_seconds",
+        "histogram",
+        "Time to answer Lookup and Complete calls (Complete misses include the upstream), by call and cache status.",
+    );
+    for (call, status, histogram) in stats.latency() {
+        histogram.render(
+            &mut out,
+            "cachet_request_duration_seconds",
+            &format!("call=\"{call}\",cache_status=\"{status}\""),
+        );
+    }
     metric(&mut out, "cachet_entries", "gauge", "Entries in the store.");
     let _ = writeln!(out, "cachet_entries {}", cache.entry_count());
     let embed = cache.embedder().stats();
@@ -142,5 +157,84 @@ pub fn render(cache: &Cache) -> String {
         "cachet_embed_texts_total {}",
         embed.texts.load(Ordering::Relaxed)
     );
+    metric(
+        &mut out,
+        "cachet_embed_batch_size",
+        "histogram",
+        "Texts per embedding batch: above 1 when concurrent requests share a batch.",
+    );
+    embed
+        .batch_sizes
+        .render(&mut out, "cachet_embed_batch_size", "");
+    render_index(&mut out, cache);
+    render_budgets(&mut out, cache);
     out
+}
+
+fn render_index(out: &mut String, cache: &Cache) {
+    let sizes = match cache.index_sizes() {
+        Ok(sizes) => sizes,
+        Err(err) => {
+            tracing::warn!(%err, "index sizes unavailable for metrics");
+            return;
+        }
+    };
+    let mut gauge = |name: &str, help: &str, value: fn(&IndexSize) -> usize| {
+        metric(out, name, "gauge", help);
+        for size in &sizes {
+            let _ = writeln!(
+                out,
+                "{name}{{scope=\"{}\",tenant=\"{}\",model=\"{}\"}} {}",
+                size.scope,
+                label(&size.tenant),
+                label(&size.model),
+                value(size)
+            );
+        }
+    };
+    gauge(
+        "cachet_index_points",
+        "Points in each scope's HNSW graph, tombstones included.",
+        |s| s.points,
+    );
+    gauge(
+        "cachet_index_tombstones",
+        "Removed entries still in each scope's graph (cachet compact drops them).",
+        |s| s.tombstones,
+    );
+}
+
+fn render_budgets(out: &mut String, cache: &Cache) {
+    let budgets = cache.budgets_in_use();
+    metric(
+        out,
+        "cachet_budget_spent_usd",
+        "gauge",
+        "Spend in the current period of each organisation, department and workflow budget in use.",
+    );
+    for b in &budgets {
+        let _ = writeln!(
+            out,
+            "cachet_budget_spent_usd{{level=\"{}\",name=\"{}\"}} {}",
+            b.level,
+            label(&b.name),
+            b.spent_usd
+        );
+    }
+    metric(
+        out,
+        "cachet_budget_ceiling_usd",
+        "gauge",
+        "Ceiling of each budget in use that has one.",
+    );
+    for b in &budgets {
+        if let Some(ceiling) = b.ceiling_usd {
+            let _ = writeln!(
+                out,
+                "cachet_budget_ceiling_usd{{level=\"{}\",name=\"{}\"}} {ceiling}",
+                b.level,
+                label(&b.name),
+            );
+        }
+    }
 }

@@ -274,13 +274,11 @@ output_usd_per_mtok = 10.00
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_metrics_count_requests_spend_and_savings() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = format!("{TIERS}\n[server]\nmetrics_listen = \"127.0.0.1:{port}\"\n");
+    let config = format!(
+        "{TIERS}\n[server]\nmetrics_listen = \"127.0.0.1:0\"\n[budgets.organisation]\nceiling_usd = 100.0\n"
+    );
     let Fixture { sidecar, .. } = &Fixture::with_config(&config).await;
+    let metrics = sidecar.ports.metrics.expect("metrics are on");
     let mut client = sidecar.client().await;
     client
         .complete(labelled("small", "What is a sidecar?", "eng", ""))
@@ -290,7 +288,7 @@ async fn prometheus_metrics_count_requests_spend_and_savings() {
         .complete(labelled("small", "What is a sidecar?", "eng", ""))
         .await
         .unwrap();
-    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+    let body = reqwest::get(format!("http://{metrics}/metrics"))
         .await
         .unwrap()
         .text()
@@ -301,6 +299,11 @@ async fn prometheus_metrics_count_requests_spend_and_savings() {
         "cachet_requests_total{cache_status=\"hit_exact\"} 1",
         "cachet_upstream_requests_total{tier=\"small\"} 1",
         "cachet_entries 1",
+        "cachet_request_duration_seconds_count{call=\"complete\",cache_status=\"miss\"} 1",
+        "cachet_request_duration_seconds_count{call=\"complete\",cache_status=\"hit_exact\"} 1",
+        "cachet_request_duration_seconds_bucket{call=\"complete\",cache_status=\"hit_exact\",le=\"+Inf\"} 1",
+        "cachet_embed_batch_size_count 1",
+        "cachet_budget_ceiling_usd{level=\"organisation\",name=\"\"} 100",
     ] {
         assert!(body.lines().any(|l| l == line), "no `{line}` in\n{body}");
     }
@@ -315,6 +318,15 @@ async fn prometheus_metrics_count_requests_spend_and_savings() {
     assert!(value("cachet_upstream_cost_usd_total{tier=\"small\"}") > 0.0);
     assert!(value("cachet_saved_usd_total") > 0.0);
     assert!(value("cachet_tokens_saved_total") > 0.0);
+    assert!(value("cachet_budget_spent_usd{level=\"organisation\",name=\"\"}") > 0.0);
+    let points = body
+        .lines()
+        .find(|l| {
+            l.starts_with("cachet_index_points{")
+                && l.contains("tenant=\"acme\",model=\"small\"")
+        })
+        .unwrap_or_else(|| panic!("no index size for acme in\n{body}"));
+    assert!(points.ends_with(" 1"), "{points}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

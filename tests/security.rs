@@ -68,7 +68,10 @@ async fn the_cache_api_speaks_tls_when_configured() {
         let refused = CacheClient::new(channel)
             .complete(question("acme", "How do I reset my password?"))
             .await;
-        assert!(refused.is_err(), "a plain-text call was answered on the TLS port");
+        assert!(
+            refused.is_err(),
+            "a plain-text call was answered on the TLS port"
+        );
     }
 }
 

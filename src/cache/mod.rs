@@ -14,7 +14,7 @@ pub mod guard;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
@@ -23,6 +23,7 @@ use crate::breaker::{BreakerError, LoopBreaker};
 use crate::budget::{Ask, BudgetError, Budgets, Estimate, Level};
 use crate::config::{check_threshold, BudgetConfig, Config};
 use crate::embed::{similarity, EmbedError, Embedder};
+use crate::histogram::{Histogram, LATENCY_SECONDS};
 use crate::index::{IndexError, IndexSet, LoadReport};
 use crate::meter::{Charge, Meter};
 use crate::router::{Router, RouterError};
@@ -154,6 +155,16 @@ pub struct Answer {
     pub downgraded_from: Option<String>,
 }
 
+/// One scope's HNSW graph, for metrics.
+#[derive(Debug, Clone)]
+pub struct IndexSize {
+    pub scope: String,
+    pub tenant: String,
+    pub model: String,
+    pub points: usize,
+    pub tombstones: usize,
+}
+
 /// Result of [`Cache::store`].
 #[derive(Debug, Clone, Copy)]
 pub struct Stored {
@@ -266,6 +277,8 @@ type AnswerGate = Arc<tokio::sync::Mutex<()>>;
 /// Counters of what the cache decided, for the admin `GetStats` call.
 pub struct Stats {
     by_status: HashMap<&'static str, AtomicU64>,
+    /// Latency of `lookup` and `complete` calls, by call and cache status.
+    latency: BTreeMap<(&'static str, &'static str), Histogram>,
     refusals: HashMap<&'static str, AtomicU64>,
     tokens_saved: AtomicU64,
     saved_micro_usd: AtomicU64,
@@ -304,6 +317,11 @@ impl Default for Stats {
                 .iter()
                 .map(|s| (s.as_str(), AtomicU64::new(0)))
                 .collect(),
+            latency: ["lookup", "complete"]
+                .into_iter()
+                .flat_map(|call| statuses.iter().map(move |s| (call, s.as_str())))
+                .map(|key| (key, Histogram::new(LATENCY_SECONDS)))
+                .collect(),
             refusals: refusal_reasons().map(|r| (r, AtomicU64::new(0))).collect(),
             tokens_saved: AtomicU64::new(0),
             saved_micro_usd: AtomicU64::new(0),
@@ -313,9 +331,13 @@ impl Default for Stats {
 }
 
 impl Stats {
-    fn count(&self, status: Status, tokens_saved: u32) {
+    /// Counts one answered call (`lookup` or `complete`) that started at `started`.
+    fn count(&self, call: &'static str, status: Status, tokens_saved: u32, started: Instant) {
         if let Some(counter) = self.by_status.get(status.as_str()) {
             counter.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(latency) = self.latency.get(&(call, status.as_str())) {
+            latency.observe(started.elapsed().as_secs_f64());
         }
         self.tokens_saved
             .fetch_add(u64::from(tokens_saved), Ordering::Relaxed);
@@ -350,6 +372,13 @@ impl Stats {
     /// Money saved by hits, in millionths of a dollar.
     pub fn saved_micro_usd(&self) -> u64 {
         self.saved_micro_usd.load(Ordering::Relaxed)
+    }
+
+    /// Latency histograms by call (`lookup`, `complete`) and cache status.
+    pub fn latency(&self) -> impl Iterator<Item = (&'static str, &'static str, &Histogram)> {
+        self.latency
+            .iter()
+            .map(|((call, status), histogram)| (*call, *status, histogram))
     }
 
     /// Upstream spend per tier since start.
@@ -430,6 +459,32 @@ impl Cache {
     /// Entries currently stored (live or not yet swept).
     pub fn entry_count(&self) -> usize {
         self.store.entry_count()
+    }
+
+    /// Each scope's graph size (points, tombstones), with the tenant and model that own it.
+    pub fn index_sizes(&self) -> Result<Vec<IndexSize>, CacheError> {
+        let owners: HashMap<ScopeKey, crate::store::ScopeInfo> =
+            self.store.scopes()?.into_iter().collect();
+        Ok(self
+            .index
+            .sizes()
+            .into_iter()
+            .map(|(scope, points, tombstones)| {
+                let owner = owners.get(&scope);
+                IndexSize {
+                    scope: hex::encode(scope.0),
+                    tenant: owner.map(|o| o.tenant.clone()).unwrap_or_default(),
+                    model: owner.map(|o| o.model.clone()).unwrap_or_default(),
+                    points,
+                    tombstones,
+                }
+            })
+            .collect())
+    }
+
+    /// Spend of the budgets in use, for metrics.
+    pub fn budgets_in_use(&self) -> Vec<crate::budget::BudgetUse> {
+        self.budgets.in_use()
     }
 
     /// Checks a request against the limits and the tenant list.
@@ -558,12 +613,13 @@ impl Cache {
 
     #[tracing::instrument(skip_all, fields(tenant = %request.tenant, model = %request.model))]
     pub async fn lookup(&self, request: &Request) -> Result<Lookup, CacheError> {
+        let started = Instant::now();
         let lookup = self.find(request).await?;
         let saved = lookup
             .hit
             .as_ref()
             .map_or(0, |h| h.entry.usage.total_tokens);
-        self.stats.count(lookup.status, saved);
+        self.stats.count("lookup", lookup.status, saved, started);
         Ok(lookup)
     }
 
@@ -821,8 +877,10 @@ impl Cache {
     /// Answers from the cache, or asks the upstream and stores its answer.
     #[tracing::instrument(skip_all, fields(tenant = %request.tenant, model = %request.model, status))]
     pub async fn complete(&self, request: &Request) -> Result<Answer, CacheError> {
+        let started = Instant::now();
         let answer = self.answer(request).await?;
-        self.stats.count(answer.status, answer.tokens_saved);
+        self.stats
+            .count("complete", answer.status, answer.tokens_saved, started);
         tracing::Span::current().record("status", answer.status.as_str());
         Ok(answer)
     }

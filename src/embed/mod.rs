@@ -17,6 +17,8 @@ use fastembed::{
 };
 use tokio::sync::oneshot;
 
+use crate::histogram::{Histogram, BATCH_SIZES};
+
 /// Vector size of all-MiniLM-L6-v2.
 pub const DIMENSIONS: usize = 384;
 
@@ -53,11 +55,24 @@ struct Job {
 }
 
 /// Counters that show whether batching happens.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EmbedStats {
     pub batches: AtomicU64,
     pub texts: AtomicU64,
     pub largest_batch: AtomicU64,
+    /// Texts per batch.
+    pub batch_sizes: Histogram,
+}
+
+impl Default for EmbedStats {
+    fn default() -> Self {
+        Self {
+            batches: AtomicU64::new(0),
+            texts: AtomicU64::new(0),
+            largest_batch: AtomicU64::new(0),
+            batch_sizes: Histogram::new(BATCH_SIZES),
+        }
+    }
 }
 
 /// Handle to the embedding worker. Cheap to clone; the worker stops when the last handle drops.
@@ -221,6 +236,7 @@ fn run_worker(
         stats
             .largest_batch
             .fetch_max(texts.len() as u64, Ordering::Relaxed);
+        stats.batch_sizes.observe(texts.len() as f64);
 
         let result = embed_batch(&mut model, &texts, max_batch);
         let mut results = match result {
