@@ -322,8 +322,7 @@ async fn prometheus_metrics_count_requests_spend_and_savings() {
     let points = body
         .lines()
         .find(|l| {
-            l.starts_with("cachet_index_points{")
-                && l.contains("tenant=\"acme\",model=\"small\"")
+            l.starts_with("cachet_index_points{") && l.contains("tenant=\"acme\",model=\"small\"")
         })
         .unwrap_or_else(|| panic!("no index size for acme in\n{body}"));
     assert!(points.ends_with(" 1"), "{points}");
