@@ -126,6 +126,9 @@ pub struct StorageConfig {
     /// Stores are refused while less than this many bytes are free on the data volume, so
     /// that sled never meets a full disk (after which it would refuse reads too).
     pub min_free_bytes: u64,
+    /// Most entries kept; past it, every sweep evicts the least recently used down to 90% of
+    /// it. 0 = no bound (entries leave only by TTL or invalidation).
+    pub max_entries: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -371,6 +374,7 @@ impl Default for StorageConfig {
             checkpoint_every_secs: 60,
             sweep_every_secs: 60,
             min_free_bytes: 64 * 1024 * 1024,
+            max_entries: 0,
         }
     }
 }

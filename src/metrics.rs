@@ -132,6 +132,13 @@ pub fn render(cache: &Cache) -> String {
             &format!("call=\"{call}\",cache_status=\"{status}\""),
         );
     }
+    metric(
+        &mut out,
+        "cachet_evictions_total",
+        "counter",
+        "Entries evicted (least recently used) to stay within storage.max_entries.",
+    );
+    let _ = writeln!(out, "cachet_evictions_total {}", stats.evictions());
     metric(&mut out, "cachet_entries", "gauge", "Entries in the store.");
     let _ = writeln!(out, "cachet_entries {}", cache.entry_count());
     let embed = cache.embedder().stats();

@@ -372,6 +372,26 @@ impl Store {
         unwrap_tx(result)
     }
 
+    /// Ids of stored entries, oldest stored first (ids grow with time), leaving out those
+    /// `skip` names; at most `limit`.
+    pub fn oldest(
+        &self,
+        skip: impl Fn(EntryId) -> bool,
+        limit: usize,
+    ) -> Result<Vec<EntryId>, StoreError> {
+        let mut ids = Vec::new();
+        for key in self.entries.iter().keys() {
+            let id = id_from(&key?)?;
+            if !skip(id) {
+                ids.push(id);
+                if ids.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// Ids of entries whose time was up by `now_ms`, oldest first, at most `limit`. Keys left
     /// by entries already gone (replaced or invalidated) are cleaned up on the way.
     pub fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<EntryId>, StoreError> {

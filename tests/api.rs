@@ -1017,3 +1017,66 @@ async fn compact_and_stats_from_the_command_line() {
     assert!(stats.starts_with("entries: 2\n"), "{stats}");
     assert!(stats.contains("acme"), "{stats}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_entries_the_least_recently_used_are_evicted() {
+    let Fixture { sidecar, .. } =
+        &Fixture::with_config("[storage]\nmax_entries = 10\nsweep_every_secs = 1\n").await;
+    let mut client = sidecar.client().await;
+    let texts: Vec<String> = (0..15)
+        .map(|i| format!("What does error code E{i} mean in the billing service?"))
+        .collect();
+    let answer = |text: &str| format!("answer to {text}");
+    let served_own = |found: cachet::proto::LookupResponse, text: &str| {
+        found.hit && found.answer == answer(text)
+    };
+    for (i, text) in texts.iter().enumerate() {
+        let request = question("acme", text);
+        client
+            .store(store_of(&request, &answer(text), 30))
+            .await
+            .unwrap();
+        if i == 9 {
+            // At the bound, nothing is evicted yet; the oldest entry is now in use, so it
+            // must outlive younger ones nobody asked for.
+            let oldest = lookup_of(&question("acme", &texts[0]));
+            let used = client.lookup(oldest).await.unwrap().into_inner();
+            assert!(served_own(used, &texts[0]));
+        }
+    }
+    // Two sweeps later, the cache is back within its bound.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let entries = sidecar
+        .admin()
+        .await
+        .get_stats(cachet::operate::with_token(
+            cachet::proto::GetStatsRequest {},
+            ADMIN_TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!((9..=10).contains(&entries), "{entries} entries");
+
+    let mut survivors = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let found = client
+            .lookup(lookup_of(&question("acme", text)))
+            .await
+            .unwrap()
+            .into_inner();
+        if served_own(found, text) {
+            survivors.push(i);
+        }
+    }
+    assert_eq!(survivors.len() as u64, entries);
+    assert_eq!(
+        survivors[0], 0,
+        "the entry in use was evicted: {survivors:?}"
+    );
+    // The rest is the newest, unbroken: eviction took the oldest unused ones.
+    let first_young = survivors[1];
+    assert!(first_young > 1, "nothing was evicted: {survivors:?}");
+    assert_eq!(survivors[1..], (first_young..15).collect::<Vec<_>>()[..]);
+}

@@ -9,6 +9,7 @@
 //! Data flows one way: the server calls the cache; the cache calls the embedder, the index, the
 //! store and, for `complete`, the upstream.
 
+mod evict;
 pub mod guard;
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
+use self::evict::Recency;
 use crate::alert::Alerts;
 use crate::breaker::{BreakerError, LoopBreaker};
 use crate::budget::{Ask, BudgetError, Budgets, Estimate, Level};
@@ -282,6 +284,8 @@ pub struct Stats {
     refusals: HashMap<&'static str, AtomicU64>,
     tokens_saved: AtomicU64,
     saved_micro_usd: AtomicU64,
+    /// Entries removed by size-bounded eviction.
+    evictions: AtomicU64,
     /// Upstream spend per tier.
     spend: Mutex<BTreeMap<String, Spend>>,
 }
@@ -325,6 +329,7 @@ impl Default for Stats {
             refusals: refusal_reasons().map(|r| (r, AtomicU64::new(0))).collect(),
             tokens_saved: AtomicU64::new(0),
             saved_micro_usd: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
             spend: Mutex::new(BTreeMap::new()),
         }
     }
@@ -369,6 +374,11 @@ impl Stats {
         self.tokens_saved.load(Ordering::Relaxed)
     }
 
+    /// Entries evicted to keep the cache within `storage.max_entries`.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
     /// Money saved by hits, in millionths of a dollar.
     pub fn saved_micro_usd(&self) -> u64 {
         self.saved_micro_usd.load(Ordering::Relaxed)
@@ -411,6 +421,8 @@ pub struct Cache {
     breaker: LoopBreaker,
     /// One lock per chat being answered upstream, so identical concurrent misses make one call.
     in_flight: Mutex<HashMap<ChatKey, AnswerGate>>,
+    /// What was served when, for size-bounded eviction.
+    recency: Recency,
 }
 
 impl Cache {
@@ -430,6 +442,7 @@ impl Cache {
         let meter = Meter::new(store.clone());
         let budgets = Budgets::load(config.budgets.clone(), store.clone(), Arc::clone(&alerts))?;
         let breaker = LoopBreaker::load(config.loop_breaker.clone(), store.clone(), alerts)?;
+        let recency = Recency::new(config.storage.max_entries);
         Ok((
             Self {
                 config,
@@ -443,6 +456,7 @@ impl Cache {
                 budgets,
                 breaker,
                 in_flight: Mutex::new(HashMap::new()),
+                recency,
             },
             report,
         ))
@@ -619,6 +633,9 @@ impl Cache {
             .hit
             .as_ref()
             .map_or(0, |h| h.entry.usage.total_tokens);
+        if let Some(hit) = &lookup.hit {
+            self.recency.touch(hit.id);
+        }
         self.stats.count("lookup", lookup.status, saved, started);
         Ok(lookup)
     }
@@ -1065,6 +1082,7 @@ impl Cache {
         explanation: Option<Explanation>,
     ) -> Result<Answer, CacheError> {
         self.record_saving(request, &hit.entry)?;
+        self.recency.touch(hit.id);
         Ok(Answer {
             status,
             explanation,
@@ -1187,6 +1205,34 @@ impl Cache {
         }
     }
 
+    /// Past `storage.max_entries`, removes the least recently used entries down to 90% of it
+    /// (so a full cache does not evict on every sweep). Returns how many.
+    pub fn evict_over_bound(&self) -> Result<usize, CacheError> {
+        let max = self.config.storage.max_entries as usize;
+        let count = self.store.entry_count();
+        if max == 0 || count <= max {
+            return Ok(0);
+        }
+        let victims = self.recency.victims(&self.store, count - max * 9 / 10)?;
+        let mut evicted = 0;
+        for &id in &victims {
+            if let Some(entry) = self.store.remove(id)? {
+                self.index.remove(&entry.scope, id);
+                evicted += 1;
+            }
+        }
+        self.recency.forget(&victims);
+        self.stats
+            .evictions
+            .fetch_add(evicted as u64, Ordering::Relaxed);
+        info!(
+            evicted,
+            max_entries = max,
+            "evicted the least recently used entries"
+        );
+        Ok(evicted)
+    }
+
     /// Sweeps expired entries every `storage.sweep_every_secs` until the cache is dropped.
     pub fn spawn_sweeper(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
@@ -1196,7 +1242,12 @@ impl Cache {
             loop {
                 ticker.tick().await;
                 let Some(cache) = weak.upgrade() else { break };
-                match tokio::task::spawn_blocking(move || cache.sweep_expired()).await {
+                let sweep = move || -> Result<usize, CacheError> {
+                    let expired = cache.sweep_expired()?;
+                    cache.evict_over_bound()?;
+                    Ok(expired)
+                };
+                match tokio::task::spawn_blocking(sweep).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => debug!(entries = n, "swept expired entries"),
                     Ok(Err(err)) => warn!(%err, "sweeping expired entries failed"),
