@@ -240,23 +240,11 @@ pub fn period_bounds(period: Period, now_ms: u64) -> (u64, u64) {
 impl Budgets {
     /// The configured budgets, with the ones set at run time before a restart laid over them.
     pub fn load(
-        mut config: BudgetsConfig,
+        config: BudgetsConfig,
         store: Store,
         alerts: Arc<Alerts>,
     ) -> Result<Self, StoreError> {
-        for key in store.meta_keys(OVERRIDE_PREFIX)? {
-            let Some((level, name)) = key[OVERRIDE_PREFIX.len()..].split_once('/') else {
-                continue;
-            };
-            let Ok(level) = level.parse::<Level>() else {
-                continue;
-            };
-            let budget = store
-                .get_meta(&key)?
-                .and_then(|bytes| serde_json::from_slice::<Option<BudgetConfig>>(&bytes).ok())
-                .flatten();
-            apply(&mut config, level, name, budget);
-        }
+        let config = with_overrides(config, &store)?;
         Ok(Self {
             config: RwLock::new(config),
             store,
@@ -266,6 +254,34 @@ impl Budgets {
         })
     }
 
+    /// Replaces the configured budgets (a re-read config file), keeping those set at run time
+    /// on top. Spend already counted stays: only the limits change.
+    pub fn reload(&self, config: BudgetsConfig) -> Result<(), StoreError> {
+        let config = with_overrides(config, &self.store)?;
+        *self.config.write().expect("budgets poisoned") = config;
+        Ok(())
+    }
+}
+
+/// `config` with the budgets set at run time (kept in sled) laid over it.
+fn with_overrides(mut config: BudgetsConfig, store: &Store) -> Result<BudgetsConfig, StoreError> {
+    for key in store.meta_keys(OVERRIDE_PREFIX)? {
+        let Some((level, name)) = key[OVERRIDE_PREFIX.len()..].split_once('/') else {
+            continue;
+        };
+        let Ok(level) = level.parse::<Level>() else {
+            continue;
+        };
+        let budget = store
+            .get_meta(&key)?
+            .and_then(|bytes| serde_json::from_slice::<Option<BudgetConfig>>(&bytes).ok())
+            .flatten();
+        apply(&mut config, level, name, budget);
+    }
+    Ok(config)
+}
+
+impl Budgets {
     /// A job may send the same chat upstream again (after a failure, or with refresh) at most
     /// `max_retries` times a period: an agent hammering a failing call stops costing money.
     fn check_retries(

@@ -177,14 +177,40 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// On SIGHUP, reads the config file again and hands it to the sidecar, which applies its
+/// thresholds and budgets; a file that does not load is reported and changes nothing.
+fn reload_on_sighup(path: Option<PathBuf>) -> tokio::sync::mpsc::Receiver<cachet::config::Config> {
+    let (send, receive) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match cachet::config::Config::load(path.as_deref()) {
+                Ok(config) => {
+                    let _ = send.send(config).await;
+                }
+                Err(err) => tracing::error!(%err, "SIGHUP: the config file was not reloaded"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (path, send);
+    receive
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_logging();
     match Cli::parse().command {
         Command::Serve { config } => {
+            let config_path = config.clone();
             let config =
                 cachet::config::Config::load(config.as_deref()).context("invalid configuration")?;
-            cachet::server::serve(config, shutdown_signal(), |bound| {
+            let reloads = reload_on_sighup(config_path);
+            cachet::server::serve(config, shutdown_signal(), reloads, |bound| {
                 let show = |addr: Option<SocketAddr>| addr.map_or("off".into(), |a| a.to_string());
                 // Four lines that tools (and the test harness) read to find the ports.
                 println!("cachet: listening on {}", bound.api);

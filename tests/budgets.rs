@@ -583,3 +583,70 @@ async fn a_job_retrying_a_failing_call_stops_at_its_retry_limit() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_thresholds_and_budgets_from_the_config_file() {
+    let Fixture { sidecar, .. } = &Fixture::with_config(TIERS).await;
+    let mut client = sidecar.client().await;
+    let ask = |text: &str| {
+        chat(
+            "acme",
+            "small",
+            &[msg("system", "Answer briefly."), msg("user", text)],
+        )
+    };
+    client
+        .complete(ask("How do I reset my password?"))
+        .await
+        .unwrap();
+    let paraphrase = || ask("How can I reset my password?");
+    let hit = client.complete(paraphrase()).await.unwrap().into_inner();
+    assert_eq!(hit.status(), CacheStatus::HitSemantic);
+
+    // A stricter threshold and a spent-out organisation budget, by editing the file.
+    sidecar.reload_with(
+        "[tenants.acme]\nthreshold = 0.999\n[budgets.organisation]\nceiling_usd = 0.000001\n",
+    );
+    let threshold = || async {
+        sidecar
+            .admin()
+            .await
+            .get_stats(cachet::operate::with_token(
+                cachet::proto::GetStatsRequest {},
+                ADMIN_TOKEN,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .thresholds["acme"]
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while threshold().await != 0.999 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(threshold().await, 0.999);
+    let refused = client
+        .complete(ask("What is a sidecar?"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let stricter = client
+        .lookup(lookup_of(&paraphrase()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !stricter.hit,
+        "similarity {} passed 0.999",
+        stricter.similarity
+    );
+
+    // A broken file changes nothing and the sidecar keeps serving.
+    sidecar.reload_with("[matching]\nthreshold = 7.0\n");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(threshold().await, 0.999);
+    assert!(sidecar
+        .log()
+        .contains("SIGHUP: the config file was not reloaded"));
+    client.lookup(lookup_of(&paraphrase())).await.unwrap();
+}

@@ -412,6 +412,8 @@ pub struct Cache {
     /// Per-tenant thresholds set at run time through the admin API; they outrank the config
     /// and are kept in sled, so they survive restarts.
     thresholds: RwLock<HashMap<String, f32>>,
+    /// The thresholds from the config file: replaced by [`Cache::reload`] (SIGHUP).
+    configured: RwLock<Arc<Config>>,
     store: Store,
     index: Arc<IndexSet>,
     embedder: Embedder,
@@ -443,11 +445,13 @@ impl Cache {
         let budgets = Budgets::load(config.budgets.clone(), store.clone(), Arc::clone(&alerts))?;
         let breaker = LoopBreaker::load(config.loop_breaker.clone(), store.clone(), alerts)?;
         let recency = Recency::new(config.storage.max_entries);
+        let configured = RwLock::new(Arc::clone(&config));
         Ok((
             Self {
                 config,
                 stats: Stats::default(),
                 thresholds,
+                configured,
                 store,
                 index: Arc::new(index),
                 embedder,
@@ -582,7 +586,25 @@ impl Cache {
             .expect("thresholds poisoned")
             .get(tenant)
             .copied()
-            .unwrap_or_else(|| self.config.threshold_for(tenant))
+            .unwrap_or_else(|| {
+                self.configured
+                    .read()
+                    .expect("configured thresholds poisoned")
+                    .threshold_for(tenant)
+            })
+    }
+
+    /// Applies the thresholds and budgets of a re-read config file, without a restart (the
+    /// sidecar does this on SIGHUP). Run-time changes made through the admin API stay on top.
+    /// Every other setting takes effect at the next start.
+    pub fn reload(&self, config: Config) -> Result<(), CacheError> {
+        self.budgets.reload(config.budgets.clone())?;
+        *self
+            .configured
+            .write()
+            .expect("configured thresholds poisoned") = Arc::new(config);
+        info!("thresholds and budgets reloaded from the config file");
+        Ok(())
     }
 
     /// Sets a tenant's threshold at run time (`None`: back to the configured one). Durable

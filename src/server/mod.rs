@@ -680,10 +680,12 @@ fn incoming(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Runs the sidecar until `shutdown` completes. `on_listening` is told the bound addresses
-/// (useful with port 0) once every port is open, before the model loads.
+/// (useful with port 0) once every port is open, before the model loads. Each config sent on
+/// `reloads` (a re-read config file) has its thresholds and budgets applied at once.
 pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    mut reloads: tokio::sync::mpsc::Receiver<Config>,
     on_listening: impl FnOnce(Bound),
 ) -> Result<(), ServeError> {
     let config = Arc::new(config);
@@ -774,6 +776,14 @@ pub async fn serve(
     cache.spawn_checkpointer();
     cache.spawn_sweeper();
     let _ = shared.cache.set(Arc::clone(&cache));
+    let reloading = Arc::clone(&cache);
+    tokio::spawn(async move {
+        while let Some(config) = reloads.recv().await {
+            if let Err(err) = reloading.reload(config) {
+                error!(%err, "reloading thresholds and budgets failed; the previous ones stay");
+            }
+        }
+    });
     set_health(&health, ServingStatus::Serving).await;
     info!(
         entries = cache.entry_count(),

@@ -240,6 +240,26 @@ impl Sidecar {
         std::fs::read_to_string(self.dir.join("sidecar.log")).unwrap_or_default()
     }
 
+    /// Merges `extra` into the sidecar's config file and sends SIGHUP, as an operator would
+    /// after editing it.
+    pub fn reload_with(&self, extra: &str) {
+        let mut config: toml::Table = std::fs::read_to_string(&self.config)
+            .unwrap()
+            .parse()
+            .unwrap();
+        merge(&mut config, extra.parse().expect("extra config is TOML"));
+        std::fs::write(&self.config, toml::to_string(&config).unwrap()).unwrap();
+        self.hangup();
+    }
+
+    pub fn hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// SIGKILL: no shutdown code runs at all.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
