@@ -23,6 +23,8 @@ pub enum DemoError {
     NotReady(String, Duration),
     #[error("request {step} failed: {status}")]
     Call { step: usize, status: tonic::Status },
+    #[error("the OpenAI-compatible front door at {url} failed: {message}")]
+    Http { url: String, message: String },
 }
 
 const MODEL: &str = "gpt-4o-mini";
@@ -97,8 +99,13 @@ const WORKLOAD: &[Step] = &[
     },
 ];
 
-/// Runs the workload against `endpoint` as `tenant` and prints a report.
-pub async fn run(endpoint: &str, tenant: &str) -> Result<(), DemoError> {
+/// Runs the workload against `endpoint` as `tenant` and prints a report; then, with
+/// `openai_base_url`, asks once more through the OpenAI-compatible front door.
+pub async fn run(
+    endpoint: &str,
+    openai_base_url: Option<&str>,
+    tenant: &str,
+) -> Result<(), DemoError> {
     let channel = Channel::from_shared(endpoint.to_string())
         .expect("endpoint is a URI")
         .connect()
@@ -181,8 +188,52 @@ pub async fn run(endpoint: &str, tenant: &str) -> Result<(), DemoError> {
         "\n{hits} of {total} requests answered from the cache; {used} tokens sent upstream, {saved} tokens saved ({:.0}% of the total).",
         100.0 * saved as f64 / (used + saved).max(1) as f64
     );
+    if let Some(base_url) = openai_base_url {
+        ask_over_http(base_url, tenant).await?;
+    }
     println!("Run it again: entries persist in sled, so this time even the new questions are answered from the cache.");
     println!("(The upstream here is cachet's SIMULATED provider: its answers are placeholders, its token counts are estimates.)\n");
+    Ok(())
+}
+
+/// One paraphrase through `POST /v1/chat/completions`, as any OpenAI SDK would send it: the
+/// gRPC and HTTP faces share one cache.
+async fn ask_over_http(base_url: &str, tenant: &str) -> Result<(), DemoError> {
+    let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+    let failed = |message: String| DemoError::Http {
+        url: url.clone(),
+        message,
+    };
+    let question = "What's your policy on refunds?";
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("x-cachet-tenant", tenant)
+        .header("x-cachet-department", "support")
+        .json(&serde_json::json!({
+            "model": MODEL,
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": question},
+            ],
+        }))
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string()
+    };
+    let (status, saved) = (header("x-cachet-status"), header("x-cachet-tokens-saved"));
+    if !response.status().is_success() {
+        return Err(failed(format!("HTTP {}", response.status())));
+    }
+    println!(
+        "Over HTTP ({url}, as an OpenAI SDK sends it): \"{question}\" -> x-cachet-status: {status}, x-cachet-tokens-saved: {saved}"
+    );
     Ok(())
 }
 

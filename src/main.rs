@@ -107,6 +107,9 @@ enum Command {
     Demo {
         #[arg(long, default_value = "http://127.0.0.1:50051")]
         endpoint: String,
+        /// Base URL of the OpenAI-compatible front door, for one request over HTTP; "" skips it.
+        #[arg(long, default_value = "http://127.0.0.1:50080/v1")]
+        openai_base_url: String,
         #[arg(long, default_value = "default")]
         tenant: String,
     },
@@ -290,8 +293,13 @@ async fn main() -> anyhow::Result<()> {
                 cachet::operate::compact(&endpoint, &admin_token).await?
             );
         }
-        Command::Demo { endpoint, tenant } => {
-            cachet::demo::run(&endpoint, &tenant).await?;
+        Command::Demo {
+            endpoint,
+            openai_base_url,
+            tenant,
+        } => {
+            let http = Some(openai_base_url.as_str()).filter(|url| !url.is_empty());
+            cachet::demo::run(&endpoint, http, &tenant).await?;
         }
         Command::Bench {
             endpoint,

@@ -1046,17 +1046,7 @@ async fn past_max_entries_the_least_recently_used_are_evicted() {
     }
     // Two sweeps later, the cache is back within its bound.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let entries = sidecar
-        .admin()
-        .await
-        .get_stats(cachet::operate::with_token(
-            cachet::proto::GetStatsRequest {},
-            ADMIN_TOKEN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .entries;
+    let entries = sidecar.stats().await.entries;
     assert!((9..=10).contains(&entries), "{entries} entries");
 
     let mut survivors = Vec::new();

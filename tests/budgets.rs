@@ -607,19 +607,7 @@ async fn sighup_reloads_thresholds_and_budgets_from_the_config_file() {
     sidecar.reload_with(
         "[tenants.acme]\nthreshold = 0.999\n[budgets.organisation]\nceiling_usd = 0.000001\n",
     );
-    let threshold = || async {
-        sidecar
-            .admin()
-            .await
-            .get_stats(cachet::operate::with_token(
-                cachet::proto::GetStatsRequest {},
-                ADMIN_TOKEN,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .thresholds["acme"]
-    };
+    let threshold = || async { sidecar.stats().await.thresholds["acme"] };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while threshold().await != 0.999 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use cachet::proto::{CacheStatus, LookupRequest, ReportRequest};
+use cachet::proto::{CacheStatus, LookupRequest};
 use cachet::simulator::Behaviour;
 use common::*;
 use serde_json::{json, Value};
@@ -207,18 +207,7 @@ async fn headers_carry_cache_control_and_metering_labels() {
     assert_eq!(upstream.calls(), 4);
 
     // Showback sees the labels that came in headers: one call spent, one hit saved.
-    let mut request = tonic::Request::new(ReportRequest { days: 1 });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
-    );
-    let report = sidecar
-        .admin()
-        .await
-        .report(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let report = sidecar.report(1).await;
     let support = report
         .rows
         .iter()

@@ -23,18 +23,7 @@ fn cost(prompt: u32, completion: u32, input: f64, output: f64) -> u64 {
 }
 
 async fn report(sidecar: &Sidecar) -> ReportResponse {
-    let mut request = tonic::Request::new(ReportRequest { days: 1 });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
-    );
-    sidecar
-        .admin()
-        .await
-        .report(request)
-        .await
-        .unwrap()
-        .into_inner()
+    sidecar.report(1).await
 }
 
 fn micro(usd: f64) -> u64 {

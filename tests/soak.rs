@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cachet::proto::{CacheStatus, ReportRequest};
+use cachet::proto::CacheStatus;
 use common::*;
 
 const WORKERS: usize = 6;
@@ -178,18 +178,7 @@ async fn nothing_acknowledged_is_lost_across_kills_under_load() {
         assert_eq!(&found.answer, answer, "changed: {text}");
     }
 
-    let mut request = tonic::Request::new(ReportRequest { days: 1 });
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
-    );
-    let report = sidecar
-        .admin()
-        .await
-        .report(request)
-        .await
-        .unwrap()
-        .into_inner();
+    let report = sidecar.report(1).await;
     let totals = report.totals.unwrap();
     let metered_tokens = totals.prompt_tokens + totals.completion_tokens;
     // Calls cut off by a kill after the provider answered are metered but never acknowledged:

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use cachet::proto::admin_client::AdminClient;
 use cachet::proto::cache_client::CacheClient;
-use cachet::proto::{CompleteRequest, LookupRequest, Message, StoreRequest, TokenUsage};
+use cachet::proto::{
+    CompleteRequest, GetStatsRequest, GetStatsResponse, LookupRequest, Message, ReportRequest,
+    ReportResponse, StoreRequest, TokenUsage,
+};
 use cachet::simulator::Simulator;
 use tonic::transport::Channel;
 
@@ -228,6 +231,28 @@ impl Sidecar {
         AdminClient::new(self.admin_channel().await)
     }
 
+    /// The showback of the last `days`, through the admin API.
+    pub async fn report(&self, days: u32) -> ReportResponse {
+        let request = cachet::operate::with_token(ReportRequest { days }, ADMIN_TOKEN);
+        self.admin()
+            .await
+            .report(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// What the cache decided since start, through the admin API.
+    pub async fn stats(&self) -> GetStatsResponse {
+        let request = cachet::operate::with_token(GetStatsRequest {}, ADMIN_TOKEN);
+        self.admin()
+            .await
+            .get_stats(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// Base URL of the OpenAI-compatible front door, as SDKs take it.
     pub fn openai_base_url(&self) -> String {
         format!(
@@ -253,8 +278,12 @@ impl Sidecar {
     }
 
     pub fn hangup(&self) {
+        self.signal("HUP");
+    }
+
+    fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
+            .args([format!("-{name}"), self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -268,11 +297,7 @@ impl Sidecar {
 
     /// SIGTERM, then waits for a clean exit.
     pub fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.signal("TERM");
         let exit = self.child.wait().unwrap();
         assert!(
             exit.success(),
