@@ -37,5 +37,6 @@ pub mod server;
 pub mod showback;
 pub mod simulator;
 pub mod store;
+pub mod telemetry;
 pub mod tune;
 pub mod upstream;

@@ -1,6 +1,5 @@
 //! The `cachet` binary: a thin command line over the library.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -151,20 +150,6 @@ enum Command {
     },
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CACHET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hnsw_rs=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if std::env::var("CACHET_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -206,7 +191,8 @@ fn reload_on_sighup(path: Option<PathBuf>) -> tokio::sync::mpsc::Receiver<cachet
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
+    // Held to the end of main: dropping it flushes the traces not yet exported.
+    let _telemetry = cachet::telemetry::init()?;
     match Cli::parse().command {
         Command::Serve { config } => {
             let config_path = config.clone();
