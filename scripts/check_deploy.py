@@ -37,9 +37,11 @@ KUSTOMIZE_DIR = ROOT / "deploy" / "kubernetes"
 KUBERNETES_VERSIONS = ["1.29.0", "1.37.0"]
 # glibc of the Debian releases a runtime stage may use.
 DEBIAN_GLIBC = {"bullseye": (2, 31), "bookworm": (2, 36), "trixie": (2, 41)}
-# The config key whose port serves grpc.health.v1 (src/server.rs registers the health service
-# beside the cache service on server.listen).
-HEALTH_KEY = ("server", "listen")
+# The [server] keys whose ports serve grpc.health.v1 (src/server/mod.rs registers the health
+# service on both gRPC ports).
+HEALTH_KEYS = ["listen", "admin_listen"]
+# The ports that take no credentials: in a pod only the app, over loopback, may reach them.
+CLIENT_KEYS = ["listen", "http_listen"]
 # Keys the pod's config must state rather than inherit, because the manifests depend on them.
 EXPLICIT_KEYS = [
     ("server", "listen"),
@@ -54,6 +56,7 @@ EXPLICIT_KEYS = [
 # hadolint, kubectl and kubernetes-validate, installed beside this interpreter by check-deploy.sh
 # (never whatever else is on PATH, such as a cloud SDK's kubectl).
 TOOLS = Path(sys.executable).parent
+PROBES = ["startupProbe", "readinessProbe", "livenessProbe"]
 # Time a drain needs beyond the longest in-flight upstream call: checkpoint and flush.
 DRAIN_MARGIN_SECS = 10
 
@@ -205,7 +208,7 @@ def check_dockerfile(checks, binary):
     text = (ROOT / "Dockerfile").read_text()
     stages = parse_dockerfile(text)
     names = {s.name for s in stages}
-    lint = run([TOOLS / "hadolint", "Dockerfile"])
+    lint = run([TOOLS / "hadolint", "--no-color", "Dockerfile"])
     checks.check(lint.returncode == 0, "hadolint Dockerfile", lint.stdout + lint.stderr)
 
     ignore = dockerignore_patterns((ROOT / ".dockerignore").read_text())
@@ -298,6 +301,8 @@ def check_dockerfile(checks, binary):
     checks.check(
         checked.returncode == 0, f"{config_src} passes cachet check-config", checked.stderr
     )
+    if not (ROOT / config_src).is_file():
+        return image
     config = tomllib.loads((ROOT / config_src).read_text())
     data_dir = config.get("storage", {}).get("data_dir", "")
     volumes = [v for arg in runtime.all("VOLUME") for v in json.loads(arg)]
@@ -410,21 +415,24 @@ def check_sidecar(checks, binary, docs, tmp, image):
         checks.check(key in config.get(section, {}), f"the pod's config states {section}.{key}")
     ports = dict(listeners(config))
 
-    # Probes: the kubelet connects to the pod IP, so the health port cannot be on loopback.
-    health = ports.get(HEALTH_KEY[1])
-    checks.check(
-        health and not ip_address(health[0]).is_loopback,
-        f"server.{HEALTH_KEY[1]} ({health}) is reachable from the kubelet",
-    )
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        grpc = c.get(probe, {}).get("grpc")
+    # Probes: the kubelet connects to the pod IP, without TLS or a token, to a port with health.
+    probed = {c.get(p, {}).get("grpc", {}).get("port") for p in PROBES}
+    checks.check(len(probed) == 1 and None not in probed, f"{', '.join(PROBES)} are gRPC probes on one port")
+    port = probed.pop()
+    health = next((k for k in HEALTH_KEYS if ports.get(k) and ports[k][1] == port), None)
+    checks.check(health is not None, f"the probed port {port} serves grpc.health.v1 ({' or '.join(HEALTH_KEYS)})")
+    if health is not None:
         checks.check(
-            grpc is not None
-            and health is not None
-            and grpc.get("port") == health[1]
-            and grpc.get("service", "") in ("", "cachet.v1.Cache"),
-            f"{probe} is a gRPC health probe on port {health and health[1]}",
+            not ip_address(ports[health][0]).is_loopback,
+            f"server.{health} {ports[health]} is reachable from the kubelet",
         )
+    checks.check(
+        not (health == "listen" and "tls" in config.get("server", {})),
+        "the probed port is plain gRPC (kubelet probes speak no TLS)",
+    )
+    for probe in PROBES:
+        service = c.get(probe, {}).get("grpc", {}).get("service", "")
+        checks.check(service == "", f"{probe} asks the overall health (service \"\")")
     container_ports = {p["containerPort"] for p in c.get("ports", [])}
     for key, addr in ports.items():
         if addr is None:
@@ -432,11 +440,12 @@ def check_sidecar(checks, binary, docs, tmp, image):
         if ip_address(addr[0]).is_loopback:
             continue
         checks.check(addr[1] in container_ports, f"server.{key} port {addr[1]} is a containerPort")
-    admin = ports.get("admin_listen")
-    checks.check(
-        admin is None or ip_address(admin[0]).is_loopback,
-        "the admin API stays on loopback in the pod",
-    )
+    for key in CLIENT_KEYS:
+        addr = ports.get(key)
+        checks.check(
+            addr is None or ip_address(addr[0]).is_loopback,
+            f"server.{key} (no credentials) stays on loopback in the pod",
+        )
 
     # What the app is pointed at must be what cachet listens on.
     local_ports = {addr[1] for addr in ports.values() if addr}
