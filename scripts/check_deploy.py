@@ -49,6 +49,7 @@ EXPLICIT_KEYS = [
     ("server", "http_listen"),
     ("server", "metrics_listen"),
     ("storage", "data_dir"),
+    ("storage", "max_entries"),
     ("upstream", "api_key_env"),
     ("upstream", "timeout_secs"),
     ("admin", "token_env"),
@@ -57,6 +58,10 @@ EXPLICIT_KEYS = [
 # (never whatever else is on PATH, such as a cloud SDK's kubectl).
 TOOLS = Path(sys.executable).parent
 PROBES = ["startupProbe", "readinessProbe", "livenessProbe"]
+# Resident memory measured with the release binary (README, "Deploy as a sidecar"): a base
+# (model, ONNX Runtime, load peak) and a slope per 1,000 entries kept.
+MEMORY_BASE_MIB = 230
+MEMORY_MIB_PER_1000_ENTRIES = 6.5
 # Time a drain needs beyond the longest in-flight upstream call: checkpoint and flush.
 DRAIN_MARGIN_SECS = 10
 
@@ -497,6 +502,13 @@ def check_sidecar(checks, binary, docs, tmp, image):
         request is not None and limit is not None and limit >= request,
         f"memory request {resources.get('requests', {}).get('memory')} and limit "
         f"{resources.get('limits', {}).get('memory')} are quantities, limit >= request",
+    )
+    entries = config["storage"].get("max_entries", 0)
+    needed = MEMORY_BASE_MIB + MEMORY_MIB_PER_1000_ENTRIES * entries / 1000
+    checks.check(
+        entries > 0 and limit is not None and limit >= needed * 2**20,
+        f"storage.max_entries {entries} bounds the cache within the memory limit "
+        f"(needs about {needed:.0f} MiB by the measured rule)",
     )
 
 
