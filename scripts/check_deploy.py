@@ -171,6 +171,8 @@ def dockerignore_allows(patterns, path):
 
 
 def dockerignore_patterns(text):
+    """(negated, regex) per line of a .dockerignore: `*` and `?` stay within one path segment,
+    `**` crosses them."""
     patterns = []
     for line in text.splitlines():
         line = line.strip()
@@ -198,11 +200,12 @@ def dockerignore_patterns(text):
 
 
 def tracked_files(path):
-    out = run(["git", "ls-files", "--", path]).stdout.split()
-    return out
+    """The committed files at or below `path`: what a fresh clone, and so a build, has."""
+    return run(["git", "ls-files", "--", path]).stdout.split()
 
 
 def glibc_of(image):
+    """The glibc of a Debian-based image, from its release codename; None if unknown."""
     for codename, version in DEBIAN_GLIBC.items():
         if codename in image:
             return version
@@ -210,6 +213,7 @@ def glibc_of(image):
 
 
 def check_dockerfile(checks, binary):
+    """Lints and reads the Dockerfile; returns what the pod inherits from the image."""
     text = (ROOT / "Dockerfile").read_text()
     stages = parse_dockerfile(text)
     names = {s.name for s in stages}
@@ -231,7 +235,7 @@ def check_dockerfile(checks, binary):
                 checks.check(
                     files and not blocked,
                     f"COPY {source}: committed and in the build context",
-                    f"missing from git" if not files else f".dockerignore drops {blocked[:3]}",
+                    "missing from git" if not files else f".dockerignore drops {blocked[:3]}",
                 )
 
     build = next((s for s in stages if any("cargo build" in r for r in s.all("RUN"))), None)
@@ -350,6 +354,7 @@ def quantity(text):
 
 
 def check_kubernetes(checks, binary, image):
+    """Renders the kustomization, validates it against the schemas, then checks the sidecar."""
     rendered = run([TOOLS / "kubectl", "kustomize", str(KUSTOMIZE_DIR)])
     if not checks.check(rendered.returncode == 0, "kubectl kustomize deploy/kubernetes", rendered.stderr):
         return
@@ -368,6 +373,7 @@ def check_kubernetes(checks, binary, image):
 
 
 def check_sidecar(checks, binary, docs, tmp, image):
+    """The rendered pod against the binary and its config: what only cachet's own rules know."""
     configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
     workloads = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
     if not checks.check(len(workloads) == 1, "one workload carries the sidecar"):
