@@ -204,16 +204,21 @@ impl IndexSet {
         }
     }
 
-    /// Rebuilds every graph that holds tombstones from the live entries in sled, while
-    /// lookups go on against the old graph; inserts into that scope wait for the swap.
-    /// Returns how many tombstones were dropped. Blocking: call from a blocking context.
-    pub fn compact(&self, store: &Store) -> Result<usize, IndexError> {
+    /// Rebuilds every graph whose tombstones are at least `min_dead_share` of its points (any
+    /// tombstone at 0) from the live entries in sled, while lookups go on against the old
+    /// graph; inserts into that scope wait for the swap. Returns how many tombstones were
+    /// dropped. Blocking: call from a blocking context.
+    pub fn compact(&self, store: &Store, min_dead_share: f64) -> Result<usize, IndexError> {
+        let worth_it = |index: &ScopeIndex| {
+            let dead = index.tombstones.read().expect("tombstones poisoned").len();
+            dead > 0 && dead as f64 >= min_dead_share * index.graph.get_nb_point() as f64
+        };
         let scopes: Vec<(ScopeKey, Arc<ScopeIndex>)> = self
             .scopes
             .read()
             .expect("index map poisoned")
             .iter()
-            .filter(|(_, i)| !i.tombstones.read().expect("tombstones poisoned").is_empty())
+            .filter(|(_, i)| worth_it(i))
             .map(|(k, i)| (*k, Arc::clone(i)))
             .collect();
         let mut dropped = 0;
@@ -572,7 +577,10 @@ mod tests {
             index.remove(&scope, id);
         }
         assert_eq!(index.points(&scope), 60);
-        assert_eq!(index.compact(&store).unwrap(), 20);
+        // A third dead: not yet worth it at a half, worth it at a quarter.
+        assert_eq!(index.compact(&store, 0.5).unwrap(), 0);
+        assert_eq!(index.points(&scope), 60);
+        assert_eq!(index.compact(&store, 0.25).unwrap(), 20);
         assert_eq!(
             index.points(&scope),
             40,
@@ -581,7 +589,11 @@ mod tests {
         for (n, &id) in ids.iter().enumerate().skip(20) {
             assert_eq!(index.search(&scope, &unit(n as u64), 1, 64)[0].id, id);
         }
-        assert_eq!(index.compact(&store).unwrap(), 0, "nothing left to drop");
+        assert_eq!(
+            index.compact(&store, 0.0).unwrap(),
+            0,
+            "nothing left to drop"
+        );
     }
 
     #[test]

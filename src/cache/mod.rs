@@ -232,6 +232,9 @@ fn load_thresholds(store: &Store, config: &Config) -> Result<HashMap<String, f32
     Ok(thresholds)
 }
 
+/// Share of tombstones in a graph at which the sweeper rebuilds it without them.
+const AUTO_COMPACT_DEAD_SHARE: f64 = 0.25;
+
 /// Output tokens assumed when a request sets no `max_tokens`, for the budget estimate.
 const ASSUMED_OUTPUT_TOKENS: u32 = 512;
 
@@ -1255,7 +1258,9 @@ impl Cache {
         Ok(evicted)
     }
 
-    /// Sweeps expired entries every `storage.sweep_every_secs` until the cache is dropped.
+    /// Sweeps expired entries, evicts past `storage.max_entries` and compacts graphs that are
+    /// a quarter dead, every `storage.sweep_every_secs`, until the cache is dropped: entries
+    /// leaving steadily would otherwise grow the graphs (and memory) without end.
     pub fn spawn_sweeper(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let every = Duration::from_secs(self.config.storage.sweep_every_secs);
@@ -1267,6 +1272,13 @@ impl Cache {
                 let sweep = move || -> Result<usize, CacheError> {
                     let expired = cache.sweep_expired()?;
                     cache.evict_over_bound()?;
+                    let dropped = cache.index.compact(&cache.store, AUTO_COMPACT_DEAD_SHARE)?;
+                    if dropped > 0 {
+                        info!(
+                            tombstones_dropped = dropped,
+                            "compacted graphs a quarter dead"
+                        );
+                    }
                     Ok(expired)
                 };
                 match tokio::task::spawn_blocking(sweep).await {
@@ -1282,7 +1294,7 @@ impl Cache {
     /// Rebuilds the graphs that hold tombstones, while serving. Returns tombstones dropped.
     /// Blocking: call from a blocking context.
     pub fn compact(&self) -> Result<usize, CacheError> {
-        Ok(self.index.compact(&self.store)?)
+        Ok(self.index.compact(&self.store, 0.0)?)
     }
 
     /// Periodic checkpoints until the cache is dropped.
