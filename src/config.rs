@@ -75,6 +75,9 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// TLS on the client gRPC port; plain TCP without it.
     pub tls: Option<TlsConfig>,
+    /// On SIGTERM, how long in-flight calls may take to finish before they are cut off and
+    /// the sidecar checkpoints and exits; keep it under the pod's grace period.
+    pub drain_secs: u64,
 }
 
 /// An optional listening address, written as `"127.0.0.1:9464"`; `""` turns the port off.
@@ -361,6 +364,7 @@ impl Default for ServerConfig {
             metrics_listen: Listen(Some(SocketAddr::from(([127, 0, 0, 1], 9464)))),
             max_request_bytes: 4 * 1024 * 1024,
             tls: None,
+            drain_secs: 25,
         }
     }
 }

@@ -286,3 +286,29 @@ impl Drop for Unmount {
             .status();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_cuts_off_calls_still_in_flight_after_the_drain_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = simulator().await;
+    let extra = "[server]\ndrain_secs = 1\n[upstream]\ntimeout_secs = 60\n";
+    let sidecar = Sidecar::start_with(dir.path(), &upstream.base_url(), extra).await;
+    upstream.set_behaviour(cachet::simulator::Behaviour::Stall(
+        std::time::Duration::from_secs(30),
+    ));
+    let mut client = sidecar.client().await;
+    let stuck = tokio::spawn(async move {
+        client
+            .complete(question("acme", "Will this ever be answered?"))
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    sidecar.stop(); // asserts a clean exit
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the drain waited {:?} for a call stuck upstream",
+        started.elapsed()
+    );
+    assert!(stuck.await.unwrap().is_err(), "the stuck call was cut off");
+}

@@ -18,7 +18,7 @@ mod rate;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
@@ -28,7 +28,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Code, Request, Response, Status};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
-use tracing::{error, info, Instrument};
+use tracing::{error, info, warn, Instrument};
 
 use self::rate::RateLimits;
 
@@ -799,8 +799,23 @@ pub async fn serve(
     info!("shutting down: draining in-flight calls");
     set_health(&health, ServingStatus::NotServing).await;
     let _ = stop_tx.send(true);
-    for face in faces {
-        face.await.expect("server task panicked")?;
+    let drain = Duration::from_secs(config.server.drain_secs);
+    let drained = tokio::time::timeout(drain, async {
+        for face in &mut faces {
+            face.await.expect("server task panicked")?;
+        }
+        Ok::<(), ServeError>(())
+    })
+    .await;
+    match drained {
+        Ok(result) => result?,
+        Err(_) => {
+            warn!(
+                drain_secs = drain.as_secs(),
+                "calls still in flight after server.drain_secs were cut off"
+            );
+            faces.iter().for_each(|face| face.abort());
+        }
     }
     let closing = Arc::clone(&cache);
     tokio::task::spawn_blocking(move || closing.close())
