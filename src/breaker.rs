@@ -15,7 +15,8 @@ use std::sync::Arc;
 use crate::alert::{Alerts, Kind};
 use crate::config::LoopBreakerConfig;
 use crate::embed::similarity;
-use crate::store::{Store, StoreError};
+use crate::fleet::{Event, Fleet, FleetError};
+use crate::store::{now_millis, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BreakerError {
@@ -30,6 +31,8 @@ pub enum BreakerError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
 }
 
 type Recent = VecDeque<(u64, Vec<f32>)>;
@@ -45,6 +48,8 @@ pub struct LoopBreaker {
     /// Per job: when it sent each recent upstream-bound prompt, and its embedding.
     recent: Mutex<HashMap<String, Recent>>,
     tripped: Mutex<HashSet<String>>,
+    /// In fleet mode a job stopped on one sidecar is stopped on all (and released on all).
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl LoopBreaker {
@@ -53,6 +58,7 @@ impl LoopBreaker {
         config: LoopBreakerConfig,
         store: Store,
         alerts: Arc<Alerts>,
+        fleet: Option<Arc<Fleet>>,
     ) -> Result<Self, StoreError> {
         let tripped = store
             .meta_keys("tripped-job/")?
@@ -65,6 +71,7 @@ impl LoopBreaker {
             store,
             recent: Mutex::new(HashMap::new()),
             tripped: Mutex::new(tripped),
+            fleet,
         })
     }
 
@@ -97,13 +104,9 @@ impl LoopBreaker {
             .filter(|(_, earlier)| similarity(earlier, vector) >= self.config.similarity)
             .count();
         if alike + 1 >= self.config.repeats {
-            self.store.set_meta(&trip_key(job), &now_ms.to_be_bytes())?;
-            self.store.flush()?; // rare, and a restart must not release the job
-            self.tripped
-                .lock()
-                .expect("breaker poisoned")
-                .insert(job.to_string());
             history.clear();
+            drop(recent);
+            self.stop(job, true)?;
             self.alerts.raise(
                 Kind::LoopBreaker,
                 format!("job `{job}`"),
@@ -122,8 +125,35 @@ impl LoopBreaker {
         Ok(())
     }
 
-    /// Releases a tripped job. Returns whether it was tripped.
-    pub fn reset(&self, job: &str) -> Result<bool, StoreError> {
+    /// Stops a job, durably; `publish`: tripped here, so the fleet is told too.
+    pub fn stop(&self, job: &str, publish: bool) -> Result<(), BreakerError> {
+        self.store
+            .set_meta(&trip_key(job), &now_millis().to_be_bytes())?;
+        if let (true, Some(fleet)) = (publish, &self.fleet) {
+            fleet.publish(&Event::JobTripped {
+                job: job.to_string(),
+            })?;
+        }
+        self.store.flush()?; // rare, and a restart must not release the job
+        self.tripped
+            .lock()
+            .expect("breaker poisoned")
+            .insert(job.to_string());
+        Ok(())
+    }
+
+    /// Releases a tripped job, on every sidecar of the fleet. Returns whether it was tripped.
+    pub fn reset(&self, job: &str) -> Result<bool, BreakerError> {
+        if let Some(fleet) = &self.fleet {
+            fleet.publish(&Event::JobReset {
+                job: job.to_string(),
+            })?;
+        }
+        Ok(self.release(job)?)
+    }
+
+    /// Releases a tripped job here. Returns whether it was tripped.
+    pub fn release(&self, job: &str) -> Result<bool, StoreError> {
         self.store.remove_meta(&trip_key(job))?;
         self.recent.lock().expect("breaker poisoned").remove(job);
         Ok(self.tripped.lock().expect("breaker poisoned").remove(job))

@@ -142,5 +142,6 @@ pub fn render(cache: &Cache) -> String {
         "cachet_embed_texts_total {}",
         embed.texts.load(Ordering::Relaxed)
     );
+    cache.render_fleet_metrics(&mut out);
     out
 }

@@ -1,0 +1,435 @@
+//! Fleet mode: sidecars sharing answers, budgets and kill-switches through a real
+//! `redis-server` on loopback, and what happens when Redis goes away.
+
+mod common;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use cachet::proto::admin_client::AdminClient;
+use cachet::proto::{
+    invalidate_request, CacheStatus, CompleteRequest, InvalidateRequest, Labels, ReportRequest,
+    ResetJobRequest, UsageTotals,
+};
+use cachet::simulator::Simulator;
+use common::*;
+use tonic::Code;
+
+/// Polls `check` every 20 ms until it holds; how long that took, or `None` after `limit`.
+async fn eventually<F, Fut>(limit: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// A fleet of sidecars on one Redis and one simulated provider.
+struct Fleet {
+    redis: Redis,
+    upstream: Simulator,
+    config: String,
+    dirs: Vec<tempfile::TempDir>,
+}
+
+impl Fleet {
+    /// `fleet_keys` go into the `[fleet]` section, `extra` after it.
+    async fn new(prefix: &str, fleet_keys: &str, extra: &str) -> Self {
+        let redis = Redis::start();
+        let config = format!("{}{fleet_keys}\n{extra}", redis.fleet_config(prefix));
+        Self {
+            redis,
+            upstream: simulator().await,
+            config,
+            dirs: Vec::new(),
+        }
+    }
+
+    /// Starts one more sidecar, with a data folder of its own.
+    async fn sidecar(&mut self) -> Sidecar {
+        let dir = tempfile::tempdir().unwrap();
+        let sidecar =
+            Sidecar::start_with(dir.path(), &self.upstream.base_url(), &self.config).await;
+        self.dirs.push(dir);
+        sidecar
+    }
+}
+
+async fn status_of(sidecar: &Sidecar, request: &CompleteRequest) -> CacheStatus {
+    sidecar
+        .client()
+        .await
+        .lookup(lookup_of(request))
+        .await
+        .unwrap()
+        .into_inner()
+        .status()
+}
+
+async fn fleet_totals(sidecar: &Sidecar) -> UsageTotals {
+    AdminClient::new(sidecar.channel().await)
+        .report(as_admin(ReportRequest { days: 1 }))
+        .await
+        .unwrap()
+        .into_inner()
+        .totals
+        .unwrap()
+}
+
+fn micro(usd: f64) -> u64 {
+    (usd * 1_000_000.0).round() as u64
+}
+
+/// Micro-dollars a `small`-tier answer cost, from the usage it reports ($/Mtok = µ$/token).
+fn small_cost(prompt: u32, completion: u32) -> u64 {
+    (f64::from(prompt) * 0.15 + f64::from(completion) * 0.60).round() as u64
+}
+
+/// What the answers of a run cost, from the usage each reported.
+#[derive(Debug, Default, Clone, Copy)]
+struct Bill {
+    spent: u64,
+    answered: u64,
+}
+
+impl Bill {
+    fn pay(&mut self, answer: cachet::proto::CompleteResponse) {
+        let usage = answer.usage.unwrap();
+        self.spent += small_cost(usage.prompt_tokens, usage.completion_tokens);
+        self.answered += 1;
+    }
+}
+
+fn labelled(text: &str, department: &str, job: &str) -> CompleteRequest {
+    let mut r = chat("acme", "small", &[msg("user", text)]);
+    r.labels = Some(Labels {
+        department: department.into(),
+        workflow: "agents".into(),
+        job_id: job.into(),
+        critical: false,
+    });
+    r.params = Some(cachet::proto::SamplingParams {
+        max_tokens: Some(100),
+        ..Default::default()
+    });
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_stored_on_one_sidecar_are_served_by_the_others_within_their_tenant() {
+    let mut fleet = Fleet::new("answers", "", "").await;
+    let a = fleet.sidecar().await;
+    let b = fleet.sidecar().await;
+
+    let asked = question("acme", "How do I reset my password?");
+    let stored = a
+        .client()
+        .await
+        .store(store_of(&asked, "Use the Forgot password link.", 40))
+        .await
+        .unwrap()
+        .into_inner();
+    let paraphrase = question("acme", "How can I reset my password?");
+    let took = eventually(Duration::from_secs(5), || async {
+        status_of(&b, &paraphrase).await == CacheStatus::HitSemantic
+    })
+    .await
+    .expect("B serves A's answer to a paraphrase");
+    eprintln!("propagation A -> B: {} ms", took.as_millis());
+    let served = b
+        .client()
+        .await
+        .lookup(lookup_of(&paraphrase))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(served.answer, "Use the Forgot password link.");
+    // Another tenant asking the same on B gets nothing of acme's.
+    assert_eq!(
+        status_of(&b, &question("globex", "How do I reset my password?")).await,
+        CacheStatus::Miss
+    );
+
+    // Stored through A while C did not exist yet; then a second answer, then the first removed.
+    let kept = question("acme", "Where is your head office?");
+    a.client()
+        .await
+        .store(store_of(&kept, "In Lisbon.", 20))
+        .await
+        .unwrap();
+    let removed = a
+        .client()
+        .await
+        .invalidate(as_admin(InvalidateRequest {
+            tenant: "acme".into(),
+            target: Some(invalidate_request::Target::EntryId(stored.entry_id)),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(removed.removed, 1);
+    eventually(Duration::from_secs(5), || async {
+        status_of(&b, &asked).await == CacheStatus::Miss
+    })
+    .await
+    .expect("the invalidation reaches B");
+    assert_eq!(status_of(&b, &kept).await, CacheStatus::HitExact);
+
+    // A sidecar joining later catches up before it reports SERVING.
+    let c = fleet.sidecar().await;
+    assert_eq!(status_of(&c, &kept).await, CacheStatus::HitExact);
+    assert_eq!(
+        status_of(&c, &question("acme", "Where's your head office?")).await,
+        CacheStatus::HitSemantic
+    );
+    assert_eq!(
+        status_of(&c, &asked).await,
+        CacheStatus::Miss,
+        "removed before C joined"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_spend_over_three_sidecars_stays_under_one_shared_ceiling() {
+    // About 80 µ$ a call (25-30 prompt tokens, 100 of output at most, small tier).
+    let ceiling = 0.0015;
+    let extra = format!(
+        "{TIERS}\n[budgets.departments.research]\nceiling_usd = {ceiling}\nowner = \"research-lead@example.com\"\n"
+    );
+    let mut fleet = Fleet::new("ceiling", "", &extra).await;
+    let sidecars = [
+        fleet.sidecar().await,
+        fleet.sidecar().await,
+        fleet.sidecar().await,
+    ];
+    let mut clients = Vec::new();
+    for s in &sidecars {
+        clients.push(s.client().await);
+    }
+    let mut calls = Vec::new();
+    for i in 0..48 {
+        let mut client = clients[i % 3].clone();
+        calls.push(tokio::spawn(async move {
+            client
+                .complete(labelled(
+                    &format!("Summarise research note number {i}."),
+                    "research",
+                    "",
+                ))
+                .await
+        }));
+    }
+    let (mut bill, mut refused) = (Bill::default(), 0);
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(answer) => bill.pay(answer.into_inner()),
+            Err(status) => {
+                assert_eq!(
+                    status.code(),
+                    Code::ResourceExhausted,
+                    "{}",
+                    status.message()
+                );
+                assert!(
+                    status.message().contains("department `research`"),
+                    "{}",
+                    status.message()
+                );
+                refused += 1;
+            }
+        }
+    }
+    let Bill { spent, answered } = bill;
+    eprintln!(
+        "answered {answered}, refused {refused}, spent {spent} µ$ of {} µ$",
+        micro(ceiling)
+    );
+    assert!(
+        refused > 0 && answered > 0,
+        "answered {answered}, refused {refused}"
+    );
+    // Estimates are reserved on the shared ledger before each call and are upper bounds of
+    // the cost, so the fleet never passes the ceiling at all.
+    assert!(spent <= micro(ceiling), "spent {spent} µ$ over the ceiling");
+    assert_eq!(fleet.upstream.calls(), answered);
+    // Showback on any sidecar is the fleet's, and adds up to what was answered.
+    for sidecar in &sidecars {
+        let totals = fleet_totals(sidecar).await;
+        assert_eq!(totals.upstream_calls, answered);
+        assert_eq!(micro(totals.cost_usd), spent);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_stopped_on_one_sidecar_is_refused_on_the_others_until_reset() {
+    let extra =
+        format!("{TIERS}\n[loop_breaker]\nrepeats = 3\nwindow_secs = 60\nsimilarity = 0.9\n");
+    let mut fleet = Fleet::new("breaker", "", &extra).await;
+    let a = fleet.sidecar().await;
+    let b = fleet.sidecar().await;
+    let attempt = |n: u32| {
+        labelled(
+            &format!("Fetch the status of order 48213, attempt {n}, and retry if it fails."),
+            "ops",
+            "looping-agent",
+        )
+    };
+    let mut on_a = a.client().await;
+    on_a.complete(attempt(1)).await.unwrap();
+    on_a.complete(attempt(2)).await.unwrap();
+    let stopped = on_a.complete(attempt(3)).await.unwrap_err();
+    assert_eq!(
+        stopped.code(),
+        Code::FailedPrecondition,
+        "{}",
+        stopped.message()
+    );
+
+    let mut on_b = b.client().await;
+    let mut n = 10;
+    let took = eventually(Duration::from_secs(5), || {
+        n += 1;
+        let request = labelled(
+            &format!("Unrelated question {n} about invoices."),
+            "ops",
+            "looping-agent",
+        );
+        let mut client = on_b.clone();
+        async move {
+            matches!(client.complete(request).await, Err(s) if s.code() == Code::FailedPrecondition)
+        }
+    })
+    .await
+    .expect("B refuses the job A stopped");
+    eprintln!("kill-switch A -> B: {} ms", took.as_millis());
+    // Other jobs go on.
+    on_b.complete(labelled(
+        "What is the capital of Peru?",
+        "ops",
+        "healthy-agent",
+    ))
+    .await
+    .unwrap();
+
+    // Released by an operator on B: released on A too.
+    let reset = AdminClient::new(b.channel().await)
+        .reset_job(as_admin(ResetJobRequest {
+            job_id: "looping-agent".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reset.was_stopped);
+    let mut n = 100;
+    eventually(Duration::from_secs(5), || {
+        n += 1;
+        let request = labelled(
+            &format!("A new question {n} about refunds."),
+            "ops",
+            "looping-agent",
+        );
+        let mut client = on_a.clone();
+        async move { client.complete(request).await.is_ok() }
+    })
+    .await
+    .expect("A lets the job through after the reset on B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_hits_are_served_spend_stays_within_the_lease_and_the_ledger_reconciles() {
+    // A lease of 300 µ$: about six calls of 45 µ$ (each admitted on its estimate of about
+    // 63 µ$, then holding the lease with its real cost until Redis has counted it).
+    let lease = "lease_usd = 0.0003\ncommand_timeout_ms = 200\n";
+    let mut fleet = Fleet::new("faults", lease, TIERS).await;
+    let a = fleet.sidecar().await;
+    let b = fleet.sidecar().await;
+    let mut on_a = a.client().await;
+
+    let mut bill = Bill::default();
+    let known = labelled("How do I export my invoices?", "finance", "");
+    bill.pay(on_a.complete(known.clone()).await.unwrap().into_inner());
+    bill.pay(
+        on_a.complete(labelled(
+            "How do I change my billing address?",
+            "finance",
+            "",
+        ))
+        .await
+        .unwrap()
+        .into_inner(),
+    );
+
+    let before_outage = bill;
+    fleet.redis.stop();
+    // Hits are served from the local index.
+    let hit = on_a.complete(known.clone()).await.unwrap().into_inner();
+    assert_eq!(hit.status(), CacheStatus::HitExact);
+    // Misses are answered within the lease, then refused with a clear error.
+    let mut refusal = None;
+    for i in 0..10 {
+        match on_a
+            .complete(labelled(
+                &format!("Explain invoice line {i} of the March statement."),
+                "finance",
+                "",
+            ))
+            .await
+        {
+            Ok(answer) => bill.pay(answer.into_inner()),
+            Err(status) => {
+                refusal = Some(status);
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("the lease runs out");
+    assert_eq!(refusal.code(), Code::Unavailable, "{}", refusal.message());
+    assert!(
+        refusal.message().contains("fleet.lease_usd"),
+        "{}",
+        refusal.message()
+    );
+    let during_outage = bill.answered - before_outage.answered;
+    let outage_spend = bill.spent - before_outage.spent;
+    assert!(
+        during_outage >= 3 && outage_spend <= 300,
+        "{during_outage} calls for {outage_spend} µ$ answered on a lease of 300 µ$"
+    );
+    // Stored on A while Redis was down (its answer is in the outbox, not yet in the stream).
+    let stored_offline = question("acme", "Which currencies do you accept?");
+    on_a.store(store_of(&stored_offline, "Euros and dollars.", 30))
+        .await
+        .unwrap();
+
+    let Bill { spent, answered } = bill;
+    fleet.redis.restart();
+    // The outbox is published: the ledger holds every call exactly once, and B gets the answer.
+    let reconciled = eventually(Duration::from_secs(10), || async {
+        micro(fleet_totals(&b).await.cost_usd) == spent
+    })
+    .await;
+    let totals = fleet_totals(&a).await;
+    assert!(
+        reconciled.is_some(),
+        "fleet ledger {totals:?}, answers cost {spent} µ$"
+    );
+    assert_eq!(totals.upstream_calls, answered);
+    assert_eq!(totals.cache_hits, 1);
+    assert_eq!(fleet.upstream.calls(), answered);
+    eventually(Duration::from_secs(5), || async {
+        status_of(&b, &stored_offline).await == CacheStatus::HitExact
+    })
+    .await
+    .expect("the answer stored during the outage reaches B");
+    // With Redis back, spending goes on.
+    on_a.complete(labelled("How do I download a receipt?", "finance", ""))
+        .await
+        .unwrap();
+}
