@@ -118,11 +118,34 @@ impl LoopBreaker {
             );
             return Err(tripped());
         }
-        history.push_back((now_ms, vector.to_vec()));
-        while history.len() > self.config.repeats.max(1) * 4 {
-            history.pop_front();
+        Self::push(history, self.config.repeats, now_ms, vector);
+        drop(recent);
+        if let Some(fleet) = &self.fleet {
+            // The job's other sidecars weigh this prompt too: one agent is one job fleet-wide.
+            fleet.publish(&Event::JobPrompt {
+                job: job.to_string(),
+                at_ms: now_ms,
+                vector: vector.to_vec(),
+            })?;
         }
         Ok(())
+    }
+
+    fn push(history: &mut Recent, repeats: usize, at_ms: u64, vector: &[f32]) {
+        history.push_back((at_ms, vector.to_vec()));
+        while history.len() > repeats.max(1) * 4 {
+            history.pop_front();
+        }
+    }
+
+    /// Adds a prompt a job sent upstream through another sidecar to its history here.
+    pub fn remember(&self, job: &str, at_ms: u64, vector: &[f32]) {
+        if self.config.repeats == 0 {
+            return;
+        }
+        let mut recent = self.recent.lock().expect("breaker poisoned");
+        let history = recent.entry(job.to_string()).or_default();
+        Self::push(history, self.config.repeats, at_ms, vector);
     }
 
     /// Stops a job, durably; `publish`: tripped here, so the fleet is told too.

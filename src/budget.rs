@@ -627,6 +627,29 @@ impl Budgets {
         })
     }
 
+    /// Raises an alert of `kind` about a budget, unless it was raised this period already.
+    fn alert_once(
+        &self,
+        accounts: &mut HashMap<Key, Account>,
+        key: &Key,
+        budget: &BudgetConfig,
+        kind: Kind,
+        message: impl FnOnce() -> String,
+    ) {
+        let Some(account) = accounts.get_mut(key) else {
+            return;
+        };
+        let raised = match kind {
+            Kind::BudgetTarget => &mut account.target_alerted,
+            Kind::BudgetLimit => &mut account.limit_alerted,
+            _ => &mut account.ceiling_alerted,
+        };
+        if !std::mem::replace(raised, true) {
+            self.alerts
+                .raise(kind, key.describe(), &budget.owner, message());
+        }
+    }
+
     /// A budget past its target: alerts once per crossing, and names it for the downgrade.
     fn target_passed(
         &self,
@@ -634,19 +657,13 @@ impl Budgets {
         key: &Key,
         budget: &BudgetConfig,
     ) -> String {
-        if let Some(account) = accounts.get_mut(key).filter(|a| !a.target_alerted) {
-            account.target_alerted = true;
-            self.alerts.raise(
-                Kind::BudgetTarget,
+        self.alert_once(accounts, key, budget, Kind::BudgetTarget, || {
+            format!(
+                "budget {} passed its target of ${:.6}; requests now go to smaller tiers",
                 key.describe(),
-                &budget.owner,
-                format!(
-                    "budget {} passed its target of ${:.6}; requests now go to smaller tiers",
-                    key.describe(),
-                    budget.target_usd.unwrap_or_default()
-                ),
-            );
-        }
+                budget.target_usd.unwrap_or_default()
+            )
+        });
         key.describe()
     }
 
@@ -659,18 +676,12 @@ impl Budgets {
         (what, used, limit): (&'static str, u64, u64),
         now_ms: u64,
     ) -> BudgetError {
-        if let Some(account) = accounts.get_mut(key).filter(|a| !a.limit_alerted) {
-            account.limit_alerted = true;
-            self.alerts.raise(
-                Kind::BudgetLimit,
-                key.describe(),
-                &budget.owner,
-                format!(
-                    "budget {} reached its limit of {limit} {what}; refusing its requests",
-                    key.describe()
-                ),
-            );
-        }
+        self.alert_once(accounts, key, budget, Kind::BudgetLimit, || {
+            format!(
+                "budget {} reached its limit of {limit} {what}; refusing its requests",
+                key.describe()
+            )
+        });
         let (_, end) = period_bounds(budget.period, now_ms);
         BudgetError::LimitReached {
             budget: key.describe(),
@@ -695,19 +706,13 @@ impl Budgets {
     ) -> BudgetError {
         let ceiling = budget.ceiling_usd.unwrap_or_default();
         let reserve = if critical { 0.0 } else { budget.reserve_usd };
-        if let Some(account) = accounts.get_mut(key).filter(|a| !a.ceiling_alerted) {
-            account.ceiling_alerted = true;
-            self.alerts.raise(
-                Kind::BudgetCeiling,
+        self.alert_once(accounts, key, budget, Kind::BudgetCeiling, || {
+            format!(
+                "budget {} reached its ceiling (${:.6} spent of ${ceiling:.6}); refusing its requests",
                 key.describe(),
-                &budget.owner,
-                format!(
-                    "budget {} reached its ceiling (${:.6} spent of ${ceiling:.6}); refusing its requests",
-                    key.describe(),
-                    dollars(spent)
-                ),
-            );
-        }
+                dollars(spent)
+            )
+        });
         let (_, end) = period_bounds(budget.period, now_ms);
         BudgetError::Exhausted(Box::new(Exhausted {
             budget: key.describe(),

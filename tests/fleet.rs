@@ -54,9 +54,14 @@ impl Fleet {
 
     /// Starts one more sidecar, with a data folder of its own.
     async fn sidecar(&mut self) -> Sidecar {
+        self.sidecar_with("").await
+    }
+
+    /// Starts one more sidecar, with `extra` config of its own.
+    async fn sidecar_with(&mut self, extra: &str) -> Sidecar {
         let dir = tempfile::tempdir().unwrap();
-        let sidecar =
-            Sidecar::start_with(dir.path(), &self.upstream.base_url(), &self.config).await;
+        let config = format!("{}\n{extra}", self.config);
+        let sidecar = Sidecar::start_with(dir.path(), &self.upstream.base_url(), &config).await;
         self.dirs.push(dir);
         sidecar
     }
@@ -81,6 +86,65 @@ async fn fleet_totals(sidecar: &Sidecar) -> UsageTotals {
         .into_inner()
         .totals
         .unwrap()
+}
+
+/// A free loopback port for a sidecar's metrics.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One unlabelled metric's value from a sidecar's `/metrics`.
+async fn metric(port: u16, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// Questions unlike each other, so that a job sending them never trips a loop breaker itself.
+const UNALIKE: [&str; 12] = [
+    "What is the capital of Peru?",
+    "How do volcanoes form?",
+    "Explain photosynthesis in one sentence.",
+    "Who wrote Don Quixote?",
+    "Convert 30 Celsius to Fahrenheit.",
+    "Suggest a name for a grey kitten.",
+    "Why is the sky blue?",
+    "List three uses of baking soda.",
+    "When did the Berlin Wall fall?",
+    "Translate good morning into Italian.",
+    "What does a tax auditor do?",
+    "How many players are on a rugby team?",
+];
+
+/// Sends `job`'s `questions` (each once, then again) to `sidecar` until one answer satisfies
+/// `done`; how long that took.
+async fn until_job(
+    sidecar: &Sidecar,
+    job: &str,
+    questions: &[&str],
+    done: impl Fn(&Result<tonic::Response<cachet::proto::CompleteResponse>, tonic::Status>) -> bool,
+) -> Option<Duration> {
+    let client = sidecar.client().await;
+    let mut questions = questions.iter().cycle();
+    eventually(Duration::from_secs(20), || {
+        let request = labelled(questions.next().unwrap(), "ops", job);
+        let mut client = client.clone();
+        let done = &done;
+        async move { done(&client.complete(request).await) }
+    })
+    .await
 }
 
 fn micro(usd: f64) -> u64 {
@@ -137,7 +201,7 @@ async fn answers_stored_on_one_sidecar_are_served_by_the_others_within_their_ten
         .unwrap()
         .into_inner();
     let paraphrase = question("acme", "How can I reset my password?");
-    let took = eventually(Duration::from_secs(5), || async {
+    let took = eventually(Duration::from_secs(10), || async {
         status_of(&b, &paraphrase).await == CacheStatus::HitSemantic
     })
     .await
@@ -175,7 +239,7 @@ async fn answers_stored_on_one_sidecar_are_served_by_the_others_within_their_ten
         .unwrap()
         .into_inner();
     assert_eq!(removed.removed, 1);
-    eventually(Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(10), || async {
         status_of(&b, &asked).await == CacheStatus::Miss
     })
     .await
@@ -281,10 +345,19 @@ async fn a_job_stopped_on_one_sidecar_is_refused_on_the_others_until_reset() {
             "looping-agent",
         )
     };
-    let mut on_a = a.client().await;
+    // The agent's calls land on both sidecars: each one weighs the other's prompts too.
+    let (mut on_a, mut on_b) = (a.client().await, b.client().await);
+    let propagation = Duration::from_millis(1_000);
     on_a.complete(attempt(1)).await.unwrap();
-    on_a.complete(attempt(2)).await.unwrap();
+    tokio::time::sleep(propagation).await;
+    on_b.complete(attempt(2)).await.unwrap();
+    tokio::time::sleep(propagation).await;
     let stopped = on_a.complete(attempt(3)).await.unwrap_err();
+    assert_eq!(
+        fleet.upstream.calls(),
+        2,
+        "the third round never went upstream"
+    );
     assert_eq!(
         stopped.code(),
         Code::FailedPrecondition,
@@ -292,31 +365,34 @@ async fn a_job_stopped_on_one_sidecar_is_refused_on_the_others_until_reset() {
         stopped.message()
     );
 
-    let mut on_b = b.client().await;
-    let mut n = 10;
-    let took = eventually(Duration::from_secs(5), || {
-        n += 1;
-        let request = labelled(
-            &format!("Unrelated question {n} about invoices."),
-            "ops",
-            "looping-agent",
-        );
-        let mut client = on_b.clone();
-        async move {
-            matches!(client.complete(request).await, Err(s) if s.code() == Code::FailedPrecondition)
-        }
-    })
+    // B never saw the loop itself, and these questions are unlike each other.
+    let took = until_job(
+        &b,
+        "looping-agent",
+        &UNALIKE[..6],
+        |r| matches!(r, Err(s) if s.code() == Code::FailedPrecondition),
+    )
     .await
-    .expect("B refuses the job A stopped");
+    .unwrap_or_else(|| {
+        panic!(
+            "B refuses the job A stopped; A:\n{}\nB:\n{}",
+            a.log(),
+            b.log()
+        )
+    });
     eprintln!("kill-switch A -> B: {} ms", took.as_millis());
+    assert!(
+        b.log()
+            .contains("stopped by the loop breaker of another sidecar"),
+        "{}",
+        b.log()
+    );
     // Other jobs go on.
-    on_b.complete(labelled(
-        "What is the capital of Peru?",
-        "ops",
-        "healthy-agent",
-    ))
-    .await
-    .unwrap();
+    b.client()
+        .await
+        .complete(labelled("Name a river in Africa.", "ops", "healthy-agent"))
+        .await
+        .unwrap();
 
     // Released by an operator on B: released on A too.
     let reset = AdminClient::new(b.channel().await)
@@ -327,16 +403,10 @@ async fn a_job_stopped_on_one_sidecar_is_refused_on_the_others_until_reset() {
         .unwrap()
         .into_inner();
     assert!(reset.was_stopped);
-    let mut n = 100;
-    eventually(Duration::from_secs(5), || {
-        n += 1;
-        let request = labelled(
-            &format!("A new question {n} about refunds."),
-            "ops",
-            "looping-agent",
-        );
-        let mut client = on_a.clone();
-        async move { client.complete(request).await.is_ok() }
+    // Questions A never saw answered (a hit is served to a stopped job too): they go upstream.
+    until_job(&a, "looping-agent", &UNALIKE[6..], |r| {
+        r.as_ref()
+            .is_ok_and(|answer| answer.get_ref().status() == CacheStatus::Miss)
     })
     .await
     .expect("A lets the job through after the reset on B");
@@ -346,9 +416,14 @@ async fn a_job_stopped_on_one_sidecar_is_refused_on_the_others_until_reset() {
 async fn without_redis_hits_are_served_spend_stays_within_the_lease_and_the_ledger_reconciles() {
     // A lease of 300 µ$: about six calls of 45 µ$ (each admitted on its estimate of about
     // 63 µ$, then holding the lease with its real cost until Redis has counted it).
-    let lease = "lease_usd = 0.0003\ncommand_timeout_ms = 200\n";
+    let lease = "lease_usd = 0.0003\n";
     let mut fleet = Fleet::new("faults", lease, TIERS).await;
-    let a = fleet.sidecar().await;
+    let metrics = free_port();
+    let a = fleet
+        .sidecar_with(&format!(
+            "[server]\nmetrics_listen = \"127.0.0.1:{metrics}\"\n"
+        ))
+        .await;
     let b = fleet.sidecar().await;
     let mut on_a = a.client().await;
 
@@ -408,6 +483,10 @@ async fn without_redis_hits_are_served_spend_stays_within_the_lease_and_the_ledg
         .await
         .unwrap();
 
+    // The lease holds what Redis has not counted yet; the outbox holds that spend and the store.
+    let lease_used = metric(metrics, "cachet_fleet_lease_used_usd").await;
+    assert_eq!(micro(lease_used), outage_spend);
+    assert!(metric(metrics, "cachet_fleet_outbox_pending").await >= (during_outage + 1) as f64);
     let Bill { spent, answered } = bill;
     fleet.redis.restart();
     // The outbox is published: the ledger holds every call exactly once, and B gets the answer.
@@ -422,8 +501,10 @@ async fn without_redis_hits_are_served_spend_stays_within_the_lease_and_the_ledg
     );
     assert_eq!(totals.upstream_calls, answered);
     assert_eq!(totals.cache_hits, 1);
+    assert_eq!(metric(metrics, "cachet_fleet_lease_used_usd").await, 0.0);
+    assert!(metric(metrics, "cachet_fleet_ledger_rtt_seconds_count").await > 0.0);
     assert_eq!(fleet.upstream.calls(), answered);
-    eventually(Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(10), || async {
         status_of(&b, &stored_offline).await == CacheStatus::HitExact
     })
     .await

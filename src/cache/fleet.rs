@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::info;
+
 use super::{Cache, CacheError, Origin};
 use crate::fleet::{Event, Replica};
 use crate::meter::Report;
@@ -36,12 +38,24 @@ impl Replica for Cache {
                 .remove_matching(&tenant, &what)
                 .map(drop)
                 .map_err(|e| e.to_string()),
-            Event::JobTripped { job } => self.breaker.stop(&job, false).map_err(|e| e.to_string()),
-            Event::JobReset { job } => self
-                .breaker
-                .release(&job)
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            Event::JobPrompt { job, at_ms, vector } => {
+                self.breaker.remember(&job, at_ms, &vector);
+                Ok(())
+            }
+            Event::JobTripped { job } => {
+                info!(
+                    job,
+                    "fleet: job stopped by the loop breaker of another sidecar"
+                );
+                self.breaker.stop(&job, false).map_err(|e| e.to_string())
+            }
+            Event::JobReset { job } => {
+                info!(job, "fleet: job released on another sidecar");
+                self.breaker
+                    .release(&job)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 }

@@ -29,6 +29,12 @@ pub enum Event {
     },
     /// Entries removed by an operator.
     Invalidated { tenant: String, what: Invalidation },
+    /// A prompt a job sent upstream, for the loop breakers of the other sidecars.
+    JobPrompt {
+        job: String,
+        at_ms: u64,
+        vector: Vec<f32>,
+    },
     /// A job stopped by the loop breaker.
     JobTripped { job: String },
     /// A stopped job released by an operator.

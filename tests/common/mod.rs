@@ -319,10 +319,11 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// The `[fleet]` section of a sidecar using this Redis, with keys under `prefix`.
+    /// The `[fleet]` section of a sidecar using this Redis, with keys under `prefix`. The
+    /// command timeout is generous: test machines run several builds at once.
     pub fn fleet_config(&self, prefix: &str) -> String {
         format!(
-            "[fleet]\nredis_url = \"{}\"\nkey_prefix = \"{prefix}\"\n",
+            "[fleet]\nredis_url = \"{}\"\nkey_prefix = \"{prefix}\"\ncommand_timeout_ms = 2000\n",
             self.url()
         )
     }
