@@ -4,7 +4,8 @@
 //! - the latency a shared budget check adds to an upstream-bound request (RESERVE before the
 //!   call, SETTLE after it; four budgets: organisation, department, workflow, job);
 //! - the throughput of one Redis for N sidecars, each with 16 requests in flight;
-//! - the delay from one sidecar's store to another sidecar having applied it.
+//! - the delay from one sidecar's store to another sidecar having applied it;
+//! - the memory Redis needs per shared answer and per ledger line.
 //!
 //! Each "sidecar" is the library's `Fleet` with its own sled folder and Redis connections, as
 //! in `cachet serve`; no model is needed. Sized to run in about a minute.

@@ -261,6 +261,40 @@ async fn answers_stored_on_one_sidecar_are_served_by_the_others_within_their_ten
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_a_password_from_the_environment() {
+    let redis = Redis::start_tls();
+    let upstream = simulator().await;
+    let config = format!(
+        "{}password_env = \"CACHET_TEST_REDIS_PASSWORD\"\n",
+        redis.fleet_config("tls")
+    );
+    let ca = redis.ca_file();
+    // The CA is trusted through the variable rustls-native-certs reads, as on a real host.
+    let env = [
+        ("CACHET_TEST_REDIS_PASSWORD", REDIS_PASSWORD),
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+    ];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Sidecar::start_with_env(dir_a.path(), &upstream.base_url(), &config, &env).await;
+    let b = Sidecar::start_with_env(dir_b.path(), &upstream.base_url(), &config, &env).await;
+    let asked = question("acme", "Do you ship to Norway?");
+    a.client()
+        .await
+        .store(store_of(&asked, "Yes, in five working days.", 20))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), || async {
+        status_of(&b, &asked).await == CacheStatus::HitExact
+    })
+    .await
+    .unwrap_or_else(|| panic!("B gets A's answer over TLS; A:\n{}", a.log()));
+    assert!(
+        !a.log().contains(REDIS_PASSWORD),
+        "the password is never logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_spend_over_three_sidecars_stays_under_one_shared_ceiling() {
     // About 80 µ$ a call (25-30 prompt tokens, 100 of output at most, small tier).
     let ceiling = 0.0015;

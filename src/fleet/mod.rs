@@ -134,7 +134,6 @@ impl Fleet {
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
         let rt = &self.link.round_trips;
-        let count = rt.count.load(Ordering::Relaxed);
         let lines = [
             (
                 "cachet_fleet_stream_lag_ms",
@@ -153,18 +152,6 @@ impl Fleet {
                 "gauge",
                 "Changes and spend waiting to be published to Redis.",
                 self.outbox.pending() as f64,
-            ),
-            (
-                "cachet_fleet_ledger_rtt_seconds_sum",
-                "counter",
-                "Time spent in Redis round trips.",
-                rt.total_us.load(Ordering::Relaxed) as f64 / 1e6,
-            ),
-            (
-                "cachet_fleet_ledger_rtt_seconds_count",
-                "counter",
-                "Redis round trips.",
-                count as f64,
             ),
             (
                 "cachet_fleet_ledger_rtt_last_seconds",
@@ -197,5 +184,13 @@ impl Fleet {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        let name = "cachet_fleet_ledger_rtt_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Redis round trips (budget scripts, publishing).\n# TYPE {name} summary\n\
+             {name}_sum {}\n{name}_count {}",
+            rt.total_us.load(Ordering::Relaxed) as f64 / 1e6,
+            rt.count.load(Ordering::Relaxed)
+        );
     }
 }

@@ -122,11 +122,22 @@ impl Sidecar {
     }
 
     pub async fn start_with(dir: &Path, upstream: &str, extra: &str) -> Self {
-        let config = write_config(dir, upstream, extra);
-        Self::start_config(dir, config).await
+        Self::start_with_env(dir, upstream, extra, &[]).await
     }
 
-    async fn start_config(dir: &Path, config: PathBuf) -> Self {
+    /// As [`Sidecar::start_with`], with these variables set for the sidecar (not kept across
+    /// [`Sidecar::restart_after`]).
+    pub async fn start_with_env(
+        dir: &Path,
+        upstream: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let config = write_config(dir, upstream, extra);
+        Self::start_config(dir, config, env).await
+    }
+
+    async fn start_config(dir: &Path, config: PathBuf, env: &[(&str, &str)]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -137,6 +148,7 @@ impl Sidecar {
             .arg(&config)
             .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("CACHET_LOG", "info,hnsw_rs=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -210,7 +222,7 @@ impl Sidecar {
             Stop::Kill9 => self.kill9(),
             Stop::Term => self.stop(),
         }
-        Self::start_config(&dir, config).await
+        Self::start_config(&dir, config, &[]).await
     }
 }
 
@@ -297,10 +309,25 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// TLS only, with a CA of its own (`ca.crt` in its folder) and [`REDIS_PASSWORD`].
+    tls: bool,
 }
+
+/// The password a TLS test Redis asks for.
+pub const REDIS_PASSWORD: &str = "test-redis-password";
 
 impl Redis {
     pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// A Redis that speaks only TLS (certificate for 127.0.0.1 signed by a CA made here with
+    /// openssl) and asks for [`REDIS_PASSWORD`].
+    pub fn start_tls() -> Self {
+        Self::launch(true)
+    }
+
+    fn launch(tls: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -310,13 +337,84 @@ impl Redis {
             child: None,
             port,
             dir: tempfile::tempdir().unwrap(),
+            tls,
         };
+        if tls {
+            redis.make_certificates();
+        }
         redis.restart();
         redis
     }
 
+    fn make_certificates(&self) {
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl runs");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            self.dir.path().join("san.ext"),
+            "subjectAltName=IP:127.0.0.1\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+    }
+
+    /// The CA a TLS Redis's certificate is signed by.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The `[fleet]` section of a sidecar using this Redis, with keys under `prefix`. The
@@ -328,12 +426,41 @@ impl Redis {
         )
     }
 
-    /// Starts (again) on the same port and folder, and waits until it answers PING.
+    /// Starts (again) on the same port and folder, and waits until it accepts connections.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "redis-server is already running");
         let dir = self.dir.path();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+        let log = dir.join("redis.log");
+        let _ = std::fs::remove_file(&log);
+        let port = self.port.to_string();
+        let mut command = Command::new("redis-server");
+        command.args(["--bind", "127.0.0.1"]);
+        if self.tls {
+            command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .args([
+                    "--tls-cert-file",
+                    "server.crt",
+                    "--tls-key-file",
+                    "server.key",
+                ])
+                .args([
+                    "--tls-ca-cert-file",
+                    "ca.crt",
+                    "--requirepass",
+                    REDIS_PASSWORD,
+                ]);
+        } else {
+            command.args(["--port", &port]);
+        }
+        let child = command
             .args([
                 "--save",
                 "",
@@ -345,24 +472,21 @@ impl Redis {
             .arg("--dir")
             .arg(dir)
             .arg("--logfile")
-            .arg(dir.join("redis.log"))
+            .arg(&log)
+            .current_dir(dir)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server starts (scripts/test.sh installs it)");
         self.child = Some(child);
-        let client = redis::Client::open(self.url()).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let pong = client
-                .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-            if pong.is_ok() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Ready to accept connections") {
                 return;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "redis-server did not answer; log:\n{}",
-                std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default()
+                "redis-server did not start; log:\n{text}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
