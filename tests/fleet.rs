@@ -258,6 +258,35 @@ async fn answers_stored_on_one_sidecar_are_served_by_the_others_within_their_ten
         CacheStatus::Miss,
         "removed before C joined"
     );
+
+    // B killed; what A stores meanwhile is read from B's cursor when B comes back.
+    let b = b
+        .restart_after_with(Stop::Kill9, || async {
+            a.client()
+                .await
+                .store(store_of(
+                    &question("acme", "Do you sell gift cards?"),
+                    "Yes.",
+                    10,
+                ))
+                .await
+                .unwrap();
+        })
+        .await;
+    assert_eq!(
+        status_of(&b, &question("acme", "Do you sell gift cards?")).await,
+        CacheStatus::HitExact
+    );
+    assert_eq!(status_of(&b, &kept).await, CacheStatus::HitExact);
+    let resumed = b.log();
+    let caught_up = resumed
+        .lines()
+        .rfind(|l| l.contains("caught up with the stream"))
+        .unwrap();
+    assert!(
+        caught_up.contains("events=1 "),
+        "B resumed from its cursor, reading only what it missed: {caught_up}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

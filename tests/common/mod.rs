@@ -217,11 +217,21 @@ impl Sidecar {
 
     /// Starts again on the same data folder and config.
     pub async fn restart_after(self, how: Stop) -> Self {
+        self.restart_after_with(how, || async {}).await
+    }
+
+    /// Stops, runs `meanwhile`, then starts again on the same data folder and config.
+    pub async fn restart_after_with<F, Fut>(self, how: Stop, meanwhile: F) -> Self
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         let (dir, config) = (self.dir.clone(), self.config.clone());
         match how {
             Stop::Kill9 => self.kill9(),
             Stop::Term => self.stop(),
         }
+        meanwhile().await;
         Self::start_config(&dir, config, &[]).await
     }
 }
