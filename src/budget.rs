@@ -132,22 +132,28 @@ enum Key {
 }
 
 impl Key {
-    fn describe(&self) -> String {
+    /// The level and, below the organisation, the name.
+    fn parts(&self) -> (&'static str, Option<&str>) {
         match self {
-            Key::Organisation => "organisation".into(),
-            Key::Department(name) => format!("department `{name}`"),
-            Key::Workflow(name) => format!("workflow `{name}`"),
-            Key::Job(id) => format!("job `{id}`"),
+            Key::Organisation => ("organisation", None),
+            Key::Department(name) => ("department", Some(name)),
+            Key::Workflow(name) => ("workflow", Some(name)),
+            Key::Job(id) => ("job", Some(id)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.parts() {
+            (level, Some(name)) => format!("{level} `{name}`"),
+            (level, None) => level.into(),
         }
     }
 
     /// The budget's name on the shared ledger.
     fn ledger_name(&self) -> String {
-        match self {
-            Key::Organisation => "organisation".into(),
-            Key::Department(name) => format!("department:{name}"),
-            Key::Workflow(name) => format!("workflow:{name}"),
-            Key::Job(id) => format!("job:{id}"),
+        match self.parts() {
+            (level, Some(name)) => format!("{level}:{name}"),
+            (level, None) => level.into(),
         }
     }
 }

@@ -67,6 +67,18 @@ impl Fleet {
     }
 }
 
+/// Stores `answer` for `request` through `sidecar`; the entry id.
+async fn store_on(sidecar: &Sidecar, request: &CompleteRequest, answer: &str) -> String {
+    sidecar
+        .client()
+        .await
+        .store(store_of(request, answer, 20))
+        .await
+        .unwrap()
+        .into_inner()
+        .entry_id
+}
+
 async fn status_of(sidecar: &Sidecar, request: &CompleteRequest) -> CacheStatus {
     sidecar
         .client()
@@ -193,13 +205,7 @@ async fn answers_stored_on_one_sidecar_are_served_by_the_others_within_their_ten
     let b = fleet.sidecar().await;
 
     let asked = question("acme", "How do I reset my password?");
-    let stored = a
-        .client()
-        .await
-        .store(store_of(&asked, "Use the Forgot password link.", 40))
-        .await
-        .unwrap()
-        .into_inner();
+    let stored = store_on(&a, &asked, "Use the Forgot password link.").await;
     let paraphrase = question("acme", "How can I reset my password?");
     let took = eventually(Duration::from_secs(10), || async {
         status_of(&b, &paraphrase).await == CacheStatus::HitSemantic
@@ -223,17 +229,13 @@ async fn answers_stored_on_one_sidecar_are_served_by_the_others_within_their_ten
 
     // Stored through A while C did not exist yet; then a second answer, then the first removed.
     let kept = question("acme", "Where is your head office?");
-    a.client()
-        .await
-        .store(store_of(&kept, "In Lisbon.", 20))
-        .await
-        .unwrap();
+    store_on(&a, &kept, "In Lisbon.").await;
     let removed = a
         .client()
         .await
         .invalidate(as_admin(InvalidateRequest {
             tenant: "acme".into(),
-            target: Some(invalidate_request::Target::EntryId(stored.entry_id)),
+            target: Some(invalidate_request::Target::EntryId(stored)),
         }))
         .await
         .unwrap()
@@ -262,15 +264,7 @@ async fn answers_stored_on_one_sidecar_are_served_by_the_others_within_their_ten
     // B killed; what A stores meanwhile is read from B's cursor when B comes back.
     let b = b
         .restart_after_with(Stop::Kill9, || async {
-            a.client()
-                .await
-                .store(store_of(
-                    &question("acme", "Do you sell gift cards?"),
-                    "Yes.",
-                    10,
-                ))
-                .await
-                .unwrap();
+            store_on(&a, &question("acme", "Do you sell gift cards?"), "Yes.").await;
         })
         .await;
     assert_eq!(
@@ -307,11 +301,7 @@ async fn over_tls_with_a_password_from_the_environment() {
     let a = Sidecar::start_with_env(dir_a.path(), &upstream.base_url(), &config, &env).await;
     let b = Sidecar::start_with_env(dir_b.path(), &upstream.base_url(), &config, &env).await;
     let asked = question("acme", "Do you ship to Norway?");
-    a.client()
-        .await
-        .store(store_of(&asked, "Yes, in five working days.", 20))
-        .await
-        .unwrap();
+    store_on(&a, &asked, "Yes, in five working days.").await;
     eventually(Duration::from_secs(10), || async {
         status_of(&b, &asked).await == CacheStatus::HitExact
     })
@@ -542,9 +532,7 @@ async fn without_redis_hits_are_served_spend_stays_within_the_lease_and_the_ledg
     );
     // Stored on A while Redis was down (its answer is in the outbox, not yet in the stream).
     let stored_offline = question("acme", "Which currencies do you accept?");
-    on_a.store(store_of(&stored_offline, "Euros and dollars.", 30))
-        .await
-        .unwrap();
+    store_on(&a, &stored_offline, "Euros and dollars.").await;
 
     // The lease holds what Redis has not counted yet; the outbox holds that spend and the store.
     let lease_used = metric(metrics, "cachet_fleet_lease_used_usd").await;
