@@ -6,7 +6,7 @@ use crate::config::ConfigError;
 
 /// Fleet mode: many sidecars sharing one budget ledger and one memory of answers on Redis.
 /// Off (single-pod, sled only) while `redis_url` is empty.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetConfig {
     /// `redis://host:port/db` or, for TLS, `rediss://host:port/db`; empty: fleet mode off.
@@ -42,6 +42,37 @@ impl Default for FleetConfig {
             stream_maxlen: 1_000_000,
             ledger_maxlen: 10_000_000,
         }
+    }
+}
+
+/// As derived, but a password written into `redis_url` is shown as `***` (`cachet
+/// check-config` prints the settings).
+impl std::fmt::Debug for FleetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetConfig")
+            .field("redis_url", &redact(&self.redis_url))
+            .field("password_env", &self.password_env)
+            .field("key_prefix", &self.key_prefix)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("command_timeout_ms", &self.command_timeout_ms)
+            .field("lease_usd", &self.lease_usd)
+            .field("stream_maxlen", &self.stream_maxlen)
+            .field("ledger_maxlen", &self.ledger_maxlen)
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
     }
 }
 
@@ -84,5 +115,46 @@ impl FleetConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_the_url_is_not_printed() {
+        let config = FleetConfig {
+            redis_url: "rediss://app:s3cret@redis.internal:6380/0".into(),
+            ..FleetConfig::default()
+        };
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("rediss://app:***@redis.internal:6380/0"),
+            "{printed}"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn fleet_mode_is_off_by_default_and_checked_when_on() {
+        assert!(!FleetConfig::default().enabled());
+        assert!(FleetConfig::default().validate().is_ok());
+        let wrong = FleetConfig {
+            redis_url: "http://redis:6379".into(),
+            ..FleetConfig::default()
+        };
+        assert!(wrong
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("fleet.redis_url"));
+        let no_prefix = FleetConfig {
+            redis_url: "redis://redis:6379".into(),
+            key_prefix: " ".into(),
+            ..FleetConfig::default()
+        };
+        assert!(no_prefix.validate().is_err());
     }
 }
