@@ -272,4 +272,41 @@ fn main() {
             summary(delays)
         );
     });
+    // 4. What each command cost Redis itself (its one thread's time, whatever else the
+    //    machine is doing), and what it holds per shared answer and per ledger line.
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut redis)
+        .unwrap();
+    for line in stats.lines().filter(|l| {
+        ["evalsha", "xadd", "xread"]
+            .iter()
+            .any(|c| l.starts_with(&format!("cmdstat_{c}:")))
+    }) {
+        println!("Redis {line}");
+    }
+    for (key, what) in [
+        (
+            "propagation:answers",
+            "shared answer (384-dim vector, short texts)",
+        ),
+        ("latency:ledger", "ledger line"),
+    ] {
+        let bytes: u64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .arg("SAMPLES")
+            .arg(0)
+            .query(&mut redis)
+            .unwrap();
+        let count: u64 = redis::cmd("XLEN").arg(key).query(&mut redis).unwrap();
+        println!(
+            "Redis memory per {what}: {} bytes ({count} in {key})",
+            bytes / count.max(1)
+        );
+    }
 }

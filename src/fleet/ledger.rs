@@ -1,8 +1,10 @@
 //! The shared ledger: every budget's spend and reservations as counters in Redis.
 //!
 //! One hash per budget and period (`<prefix>:acct:<period start>:<budget>`) holds `spent`,
-//! `calls`, `tokens` and one field per reservation in flight (`r:<id>` = estimate, tokens and
-//! a deadline, after which a reservation of a sidecar that died mid-call stops counting).
+//! `calls`, `tokens`, the sums of the reservations in flight (`rm`, `rc`, `rt`) and one field
+//! per reservation (`r:<id>` = estimate and tokens); a sorted set beside it (`…:due`) orders
+//! the reservations by deadline, after which one of a sidecar that died mid-call stops
+//! counting. Every step is O(1) in the reservations in flight (plus the ones that lapsed).
 //! [`RESERVE`] checks a request's estimate against every budget covering it and reserves it on
 //! all of them in one atomic step, so sidecars never admit concurrently past a ceiling.
 //! [`SETTLE`] replaces the reservation by what the call cost, once per charge id, and appends
@@ -23,34 +25,45 @@ use super::{Fleet, FleetConfig, FleetError};
 use crate::meter::{build_report, Charge, Report};
 use crate::store::now_millis;
 
+/// Lua shared by both scripts: drops one reservation from a budget's sums, if it is still there.
+macro_rules! release_lua {
+    () => {
+        r"
+local function release(key, id)
+  local held = redis.call('HGET', key, 'r:' .. id)
+  if held then
+    local m, x = string.match(held, '^(%d+) (%d+)$')
+    redis.call('HINCRBY', key, 'rm', -tonumber(m))
+    redis.call('HINCRBY', key, 'rc', -1)
+    redis.call('HINCRBY', key, 'rt', -tonumber(x))
+    redis.call('HDEL', key, 'r:' .. id)
+  end
+  redis.call('ZREM', key .. ':due', id)
+end
+"
+    };
+}
+
 /// Checks and reserves. KEYS: the budgets' hashes. ARGV: reservation id, hold (ms), estimate
 /// (µ$, tokens), estimate at the smaller tier (µ$, tokens; -1: none), then per budget: target,
 /// limit (ceiling less reserve), max calls, max tokens (-1: none), expiry (Unix ms).
 /// Returns {0, 0, 0, downgraded-by, µ$ reserved} or {1 calls | 2 tokens | 3 ceiling, budget,
 /// used, downgraded-by, µ$ asked}; budgets are numbered from 1, 0 is none.
-const RESERVE: &str = r"
+const RESERVE: &str = concat!(
+    release_lua!(),
+    r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = #KEYS
 local committed, calls, tokens, spent = {}, {}, {}, {}
 for i = 1, n do
-  local all = redis.call('HGETALL', KEYS[i])
-  local s, c, tk, rm, rc, rt = 0, 0, 0, 0, 0, 0
-  for j = 1, #all, 2 do
-    local f, v = all[j], all[j + 1]
-    if f == 'spent' then s = tonumber(v)
-    elseif f == 'calls' then c = tonumber(v)
-    elseif f == 'tokens' then tk = tonumber(v)
-    elseif string.sub(f, 1, 2) == 'r:' then
-      local m, x, d = string.match(v, '^(%d+) (%d+) (%d+)$')
-      if d == nil or tonumber(d) < now then
-        redis.call('HDEL', KEYS[i], f)
-      else
-        rm = rm + tonumber(m); rc = rc + 1; rt = rt + tonumber(x)
-      end
-    end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i] .. ':due', '-inf', now)) do
+    release(KEYS[i], id)
   end
-  spent[i] = s; committed[i] = s + rm; calls[i] = c + rc; tokens[i] = tk + rt
+  local h = redis.call('HMGET', KEYS[i], 'spent', 'calls', 'tokens', 'rm', 'rc', 'rt')
+  local v = {}
+  for j = 1, 6 do v[j] = tonumber(h[j] or 0) end
+  spent[i] = v[1]; committed[i] = v[1] + v[4]; calls[i] = v[2] + v[5]; tokens[i] = v[3] + v[6]
 end
 local function arg(i, k) return tonumber(ARGV[7 + (i - 1) * 5 + k]) end
 local down = 0
@@ -69,21 +82,29 @@ for i = 1, n do
   local limit = arg(i, 1)
   if limit >= 0 and committed[i] + em > limit then return {3, i, spent[i], down, em} end
 end
-local held = string.format('%d %d %d', em, et, now + tonumber(ARGV[2]))
+local held = string.format('%d %d', em, et)
 for i = 1, n do
   redis.call('HSET', KEYS[i], 'r:' .. ARGV[1], held)
+  redis.call('HINCRBY', KEYS[i], 'rm', em)
+  redis.call('HINCRBY', KEYS[i], 'rc', 1)
+  redis.call('HINCRBY', KEYS[i], 'rt', et)
+  redis.call('ZADD', KEYS[i] .. ':due', now + tonumber(ARGV[2]), ARGV[1])
   redis.call('PEXPIREAT', KEYS[i], arg(i, 4))
+  redis.call('PEXPIREAT', KEYS[i] .. ':due', arg(i, 4))
 end
 return {0, 0, 0, down, em}
-";
+"
+);
 
 /// Releases a reservation and counts a charge once. KEYS: the budgets' hashes, then the ledger
 /// stream. ARGV: reservation id, the charge's dedupe key, µ$, tokens, the charge as JSON (empty:
 /// the call failed, release only), dedupe lifetime (ms), ledger length, then per budget its
 /// expiry (Unix ms). Returns 1 when counted, 0 when released only or counted before.
-const SETTLE: &str = r"
+const SETTLE: &str = concat!(
+    release_lua!(),
+    r"
 local n = #KEYS - 1
-for i = 1, n do redis.call('HDEL', KEYS[i], 'r:' .. ARGV[1]) end
+for i = 1, n do release(KEYS[i], ARGV[1]) end
 if ARGV[5] == '' then return 0 end
 if not redis.call('SET', ARGV[2], '1', 'NX', 'PX', ARGV[6]) then return 0 end
 for i = 1, n do
@@ -94,7 +115,8 @@ for i = 1, n do
 end
 redis.call('XADD', KEYS[n + 1], 'MAXLEN', '~', ARGV[7], '*', 'c', ARGV[5])
 return 1
-";
+"
+);
 
 /// How long Redis remembers a charge id (a replay after longer would count again).
 const DEDUPE_MS: u64 = 62 * 86_400_000;
