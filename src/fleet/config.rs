@@ -39,8 +39,8 @@ impl Default for FleetConfig {
             connect_timeout_ms: 1_000,
             command_timeout_ms: 500,
             lease_usd: 1.0,
-            stream_maxlen: 1_000_000,
-            ledger_maxlen: 10_000_000,
+            stream_maxlen: 100_000,
+            ledger_maxlen: 1_000_000,
         }
     }
 }
