@@ -15,7 +15,8 @@ use std::sync::Arc;
 use crate::alert::{Alerts, Kind};
 use crate::config::LoopBreakerConfig;
 use crate::embed::similarity;
-use crate::store::{Store, StoreError};
+use crate::fleet::{Event, Fleet, FleetError};
+use crate::store::{now_millis, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BreakerError {
@@ -30,6 +31,8 @@ pub enum BreakerError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
 }
 
 type Recent = VecDeque<(u64, Vec<f32>)>;
@@ -45,6 +48,8 @@ pub struct LoopBreaker {
     /// Per job: when it sent each recent upstream-bound prompt, and its embedding.
     recent: Mutex<HashMap<String, Recent>>,
     tripped: Mutex<HashSet<String>>,
+    /// In fleet mode a job stopped on one sidecar is stopped on all (and released on all).
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl LoopBreaker {
@@ -53,6 +58,7 @@ impl LoopBreaker {
         config: LoopBreakerConfig,
         store: Store,
         alerts: Arc<Alerts>,
+        fleet: Option<Arc<Fleet>>,
     ) -> Result<Self, StoreError> {
         let tripped = store
             .meta_keys("tripped-job/")?
@@ -65,6 +71,7 @@ impl LoopBreaker {
             store,
             recent: Mutex::new(HashMap::new()),
             tripped: Mutex::new(tripped),
+            fleet,
         })
     }
 
@@ -97,13 +104,9 @@ impl LoopBreaker {
             .filter(|(_, earlier)| similarity(earlier, vector) >= self.config.similarity)
             .count();
         if alike + 1 >= self.config.repeats {
-            self.store.set_meta(&trip_key(job), &now_ms.to_be_bytes())?;
-            self.store.flush()?; // rare, and a restart must not release the job
-            self.tripped
-                .lock()
-                .expect("breaker poisoned")
-                .insert(job.to_string());
             history.clear();
+            drop(recent);
+            self.stop(job, true)?;
             self.alerts.raise(
                 Kind::LoopBreaker,
                 format!("job `{job}`"),
@@ -115,15 +118,65 @@ impl LoopBreaker {
             );
             return Err(tripped());
         }
-        history.push_back((now_ms, vector.to_vec()));
-        while history.len() > self.config.repeats.max(1) * 4 {
-            history.pop_front();
+        Self::push(history, self.config.repeats, now_ms, vector);
+        drop(recent);
+        if let Some(fleet) = &self.fleet {
+            // The job's other sidecars weigh this prompt too: one agent is one job fleet-wide.
+            fleet.publish(&Event::JobPrompt {
+                job: job.to_string(),
+                at_ms: now_ms,
+                vector: vector.to_vec(),
+            })?;
         }
         Ok(())
     }
 
-    /// Releases a tripped job. Returns whether it was tripped.
-    pub fn reset(&self, job: &str) -> Result<bool, StoreError> {
+    fn push(history: &mut Recent, repeats: usize, at_ms: u64, vector: &[f32]) {
+        history.push_back((at_ms, vector.to_vec()));
+        while history.len() > repeats.max(1) * 4 {
+            history.pop_front();
+        }
+    }
+
+    /// Adds a prompt a job sent upstream through another sidecar to its history here.
+    pub fn remember(&self, job: &str, at_ms: u64, vector: &[f32]) {
+        if self.config.repeats == 0 {
+            return;
+        }
+        let mut recent = self.recent.lock().expect("breaker poisoned");
+        let history = recent.entry(job.to_string()).or_default();
+        Self::push(history, self.config.repeats, at_ms, vector);
+    }
+
+    /// Stops a job, durably; `publish`: tripped here, so the fleet is told too.
+    pub fn stop(&self, job: &str, publish: bool) -> Result<(), BreakerError> {
+        self.store
+            .set_meta(&trip_key(job), &now_millis().to_be_bytes())?;
+        if let (true, Some(fleet)) = (publish, &self.fleet) {
+            fleet.publish(&Event::JobTripped {
+                job: job.to_string(),
+            })?;
+        }
+        self.store.flush()?; // rare, and a restart must not release the job
+        self.tripped
+            .lock()
+            .expect("breaker poisoned")
+            .insert(job.to_string());
+        Ok(())
+    }
+
+    /// Releases a tripped job, on every sidecar of the fleet. Returns whether it was tripped.
+    pub fn reset(&self, job: &str) -> Result<bool, BreakerError> {
+        if let Some(fleet) = &self.fleet {
+            fleet.publish(&Event::JobReset {
+                job: job.to_string(),
+            })?;
+        }
+        Ok(self.release(job)?)
+    }
+
+    /// Releases a tripped job here. Returns whether it was tripped.
+    pub fn release(&self, job: &str) -> Result<bool, StoreError> {
         self.store.remove_meta(&trip_key(job))?;
         self.recent.lock().expect("breaker poisoned").remove(job);
         Ok(self.tripped.lock().expect("breaker poisoned").remove(job))

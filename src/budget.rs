@@ -6,7 +6,8 @@
 //! the call is in flight and replaced by the real cost when it returns, so concurrent requests
 //! can overshoot a ceiling by at most one request's estimate. What was spent in the current
 //! period is read from the meter's ledger the first time a budget is needed, so budgets count
-//! every durable spend across restarts, and nothing twice.
+//! every durable spend across restarts, and nothing twice. In fleet mode the same checks run
+//! on the shared ledger in Redis (`fleet`), so every sidecar of the fleet shares each budget.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -14,6 +15,7 @@ use std::sync::Mutex;
 use std::sync::{Arc, RwLock};
 
 use crate::alert::{Alerts, Kind};
+use crate::fleet::{self, Fleet, FleetError};
 use crate::store::Store;
 
 use crate::config::{BudgetConfig, BudgetsConfig, Period};
@@ -43,6 +45,8 @@ pub enum BudgetError {
     },
     #[error(transparent)]
     Ledger(#[from] StoreError),
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
 }
 
 /// A refusal at a ceiling, with what a person needs to act on it.
@@ -128,12 +132,28 @@ enum Key {
 }
 
 impl Key {
-    fn describe(&self) -> String {
+    /// The level and, below the organisation, the name.
+    fn parts(&self) -> (&'static str, Option<&str>) {
         match self {
-            Key::Organisation => "organisation".into(),
-            Key::Department(name) => format!("department `{name}`"),
-            Key::Workflow(name) => format!("workflow `{name}`"),
-            Key::Job(id) => format!("job `{id}`"),
+            Key::Organisation => ("organisation", None),
+            Key::Department(name) => ("department", Some(name)),
+            Key::Workflow(name) => ("workflow", Some(name)),
+            Key::Job(id) => ("job", Some(id)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self.parts() {
+            (level, Some(name)) => format!("{level} `{name}`"),
+            (level, None) => level.into(),
+        }
+    }
+
+    /// The budget's name on the shared ledger.
+    fn ledger_name(&self) -> String {
+        match self.parts() {
+            (level, Some(name)) => format!("{level}:{name}"),
+            (level, None) => level.into(),
         }
     }
 }
@@ -151,6 +171,18 @@ struct Account {
     target_alerted: bool,
     ceiling_alerted: bool,
     limit_alerted: bool,
+}
+
+impl Account {
+    /// The same account with its alerts re-armed, for a new period.
+    fn new_period(self) -> Self {
+        Self {
+            target_alerted: false,
+            ceiling_alerted: false,
+            limit_alerted: false,
+            ..self
+        }
+    }
 }
 
 /// A job id and a chat of it.
@@ -183,6 +215,8 @@ pub struct Admission {
     estimate: Estimate,
     /// Set when a budget is past its target: which one.
     pub downgrade_for: Option<String>,
+    /// The reservation on the shared ledger, in fleet mode.
+    shared: Option<fleet::Reservation>,
 }
 
 /// One budget's spend in its current period, as known since start (for metrics).
@@ -202,6 +236,8 @@ pub struct Budgets {
     store: Store,
     alerts: Arc<Alerts>,
     accounts: Mutex<HashMap<Key, Account>>,
+    /// The shared ledger, in fleet mode.
+    fleet: Option<Arc<Fleet>>,
 }
 
 fn period_name(period: Period) -> &'static str {
@@ -243,6 +279,7 @@ impl Budgets {
         config: BudgetsConfig,
         store: Store,
         alerts: Arc<Alerts>,
+        fleet: Option<Arc<Fleet>>,
     ) -> Result<Self, StoreError> {
         let config = with_overrides(config, &store)?;
         Ok(Self {
@@ -251,6 +288,7 @@ impl Budgets {
             alerts,
             accounts: Mutex::new(HashMap::new()),
             attempts: Mutex::new(HashMap::new()),
+            fleet,
         })
     }
 
@@ -400,20 +438,39 @@ impl Budgets {
     /// Checks a request against every budget covering it and reserves its estimated cost.
     /// Past a target the request is to be downgraded, and is then held to the estimate at the
     /// smaller tier (`downgraded_estimate`, `None` when there is no smaller tier). `critical`
-    /// requests may use the reserve.
-    pub fn admit(&self, meter: &Meter, ask: &Ask, now_ms: u64) -> Result<Admission, BudgetError> {
+    /// requests may use the reserve. In fleet mode the check and the reservation are made on
+    /// the shared ledger, atomically for the whole fleet.
+    pub async fn admit(
+        &self,
+        meter: &Meter,
+        ask: &Ask<'_>,
+        now_ms: u64,
+    ) -> Result<Admission, BudgetError> {
+        let config = self.config.read().expect("budgets poisoned").clone();
+        self.check_retries(&config, ask, now_ms)?;
+        let covering = Self::covering(&config, ask.labels);
+        match &self.fleet {
+            Some(fleet) => self.admit_shared(fleet, &covering, ask, now_ms).await,
+            None => self.admit_local(meter, &config, &covering, ask, now_ms),
+        }
+    }
+
+    fn admit_local(
+        &self,
+        meter: &Meter,
+        config: &BudgetsConfig,
+        covering: &[(Key, &BudgetConfig)],
+        ask: &Ask,
+        now_ms: u64,
+    ) -> Result<Admission, BudgetError> {
         let Ask {
-            labels,
             critical,
             estimate,
             downgraded_estimate,
             ..
         } = *ask;
-        let config = self.config.read().expect("budgets poisoned").clone();
-        self.check_retries(&config, ask, now_ms)?;
-        let covering = Self::covering(&config, labels);
         let mut accounts = self.accounts.lock().expect("budget accounts poisoned");
-        for (key, budget) in &covering {
+        for (key, budget) in covering {
             let account = accounts.entry(key.clone()).or_default();
             let (start, _) = period_bounds(budget.period, now_ms);
             if account.period_start_ms != start {
@@ -421,15 +478,16 @@ impl Budgets {
                 let charges = meter.charges(start, now_ms + 1)?;
                 let spent: Vec<&Charge> = charges
                     .iter()
-                    .filter(|c| Self::counts(&config, key, c) && c.is_upstream())
+                    .filter(|c| Self::counts(config, key, c) && c.is_upstream())
                     .collect();
-                account.spent_micro = spent.iter().map(|c| c.cost_micro_usd).sum();
-                account.calls = spent.len() as u64;
-                account.tokens = spent.iter().map(|c| u64::from(c.usage.total_tokens)).sum();
-                account.period_start_ms = start;
-                account.target_alerted = false;
-                account.ceiling_alerted = false;
-                account.limit_alerted = false;
+                *account = Account {
+                    period_start_ms: start,
+                    spent_micro: spent.iter().map(|c| c.cost_micro_usd).sum(),
+                    calls: spent.len() as u64,
+                    tokens: spent.iter().map(|c| u64::from(c.usage.total_tokens)).sum(),
+                    ..std::mem::take(account)
+                }
+                .new_period();
             }
         }
         let committed = |accounts: &HashMap<Key, Account>, key: &Key| {
@@ -442,33 +500,14 @@ impl Budgets {
                 .target_usd
                 .is_some_and(|t| committed(&accounts, key) >= micro(t))
         });
-        let downgrade_for = past_target.map(|(key, budget)| {
-            if let Some(account) = accounts.get_mut(key) {
-                if !account.target_alerted {
-                    account.target_alerted = true;
-                    self.alerts.raise(
-                        Kind::BudgetTarget,
-                        key.describe(),
-                        &budget.owner,
-                        format!(
-                            "budget {} passed its target (${:.6} spent of ${:.6}); requests now go to smaller tiers",
-                            key.describe(),
-                            dollars(account.spent_micro),
-                            budget.target_usd.unwrap_or_default()
-                        ),
-                    );
-                }
-            }
-            key.describe()
-        });
+        let downgrade_for =
+            past_target.map(|(key, budget)| self.target_passed(&mut accounts, key, budget));
         let estimate = match (&downgrade_for, downgraded_estimate) {
             (Some(_), Some(smaller)) => smaller,
             _ => estimate,
         };
-        let estimate_micro = estimate.micro_usd;
-        for (key, budget) in &covering {
+        for (key, budget) in covering {
             let account = &accounts[key];
-            let (_, end) = period_bounds(budget.period, now_ms);
             let limits = [
                 (
                     "upstream calls",
@@ -485,77 +524,34 @@ impl Budgets {
             ];
             for (what, limit, used, more) in limits {
                 if let Some(limit) = limit.filter(|limit| used + more > *limit) {
-                    let account = accounts.get_mut(key).expect("refreshed above");
-                    if !account.limit_alerted {
-                        account.limit_alerted = true;
-                        self.alerts.raise(
-                            Kind::BudgetLimit,
-                            key.describe(),
-                            &budget.owner,
-                            format!("budget {} reached its limit of {limit} {what}; refusing its requests", key.describe()),
-                        );
-                    }
-                    return Err(BudgetError::LimitReached {
-                        budget: key.describe(),
-                        owner: owner_of(budget),
-                        what,
-                        used,
-                        limit,
-                        period: period_noun(budget.period),
-                        resets: utc_day(end),
-                    });
+                    return Err(self.limit_reached(
+                        &mut accounts,
+                        key,
+                        budget,
+                        (what, used, limit),
+                        now_ms,
+                    ));
                 }
             }
         }
-        for (key, budget) in &covering {
+        for (key, budget) in covering {
             let Some(ceiling) = budget.ceiling_usd else {
                 continue;
             };
             let reserve = if critical { 0.0 } else { budget.reserve_usd };
-            let limit = micro(ceiling - reserve);
-            if committed(&accounts, key) + estimate_micro <= limit {
+            if committed(&accounts, key) + estimate.micro_usd <= micro(ceiling - reserve) {
                 continue;
             }
-            let account = accounts.get_mut(key).expect("refreshed above");
-            if !account.ceiling_alerted {
-                account.ceiling_alerted = true;
-                self.alerts.raise(
-                    Kind::BudgetCeiling,
-                    key.describe(),
-                    &budget.owner,
-                    format!(
-                        "budget {} reached its ceiling (${:.6} spent of ${ceiling:.6}); refusing its requests",
-                        key.describe(),
-                        dollars(account.spent_micro)
-                    ),
-                );
-            }
-            let (_, end) = period_bounds(budget.period, now_ms);
-            return Err(BudgetError::Exhausted(Box::new(Exhausted {
-                budget: key.describe(),
-                owner: if budget.owner.is_empty() {
-                    "not set".into()
-                } else {
-                    budget.owner.clone()
-                },
-                spent: dollars(account.spent_micro),
-                limit: dollars(limit),
-                limit_kind: if reserve > 0.0 {
-                    "ceiling less its reserve"
-                } else {
-                    "ceiling"
-                },
-                period: period_name(budget.period),
-                estimate: dollars(estimate_micro),
-                resets: utc_day(end),
-                hint: if reserve > 0.0 {
-                    " (requests marked critical may still use the reserve)"
-                } else {
-                    ""
-                },
-            })));
+            let spent = accounts[key].spent_micro;
+            return Err(self.ceiling_reached(
+                &mut accounts,
+                key,
+                budget,
+                (spent, estimate.micro_usd, critical),
+                now_ms,
+            ));
         }
-        for (key, _) in &covering {
+        for (key, _) in covering {
             if let Some(account) = accounts.get_mut(key) {
                 account.reserved_micro += estimate.micro_usd;
                 account.reserved_calls += 1;
@@ -563,13 +559,13 @@ impl Budgets {
             }
         }
         Ok(Admission {
-            keys: covering.into_iter().map(|(key, _)| key).collect(),
+            keys: covering.iter().map(|(key, _)| key.clone()).collect(),
             estimate,
             downgrade_for,
+            shared: None,
         })
     }
 
-    /// Replaces a reservation by what the call really cost and used (`None`: it failed).
     /// Spend of the organisation, department and workflow budgets used since start. Jobs are
     /// left out: one series per job id would swamp a metrics store.
     pub fn in_use(&self) -> Vec<BudgetUse> {
@@ -600,7 +596,216 @@ impl Budgets {
         used
     }
 
-    pub fn settle(&self, admission: Admission, spent: Option<(u64, u64)>) {
+    /// The same checks as [`Self::admit_local`], made by the shared ledger in one atomic step.
+    async fn admit_shared(
+        &self,
+        fleet: &Fleet,
+        covering: &[(Key, &BudgetConfig)],
+        ask: &Ask<'_>,
+        now_ms: u64,
+    ) -> Result<Admission, BudgetError> {
+        let accounts: Vec<fleet::Account> = covering
+            .iter()
+            .map(|(key, budget)| {
+                let (start, end) = period_bounds(budget.period, now_ms);
+                let reserve = if ask.critical {
+                    0.0
+                } else {
+                    budget.reserve_usd
+                };
+                fleet::Account {
+                    name: key.ledger_name(),
+                    period_start_ms: start,
+                    period_end_ms: end,
+                    target_micro: budget.target_usd.map(micro),
+                    limit_micro: budget.ceiling_usd.map(|c| micro(c - reserve)),
+                    max_calls: budget.max_calls,
+                    max_tokens: budget.max_tokens,
+                }
+            })
+            .collect();
+        let verdict = fleet
+            .reserve(
+                &accounts,
+                (ask.estimate.micro_usd, ask.estimate.tokens),
+                ask.downgraded_estimate.map(|e| (e.micro_usd, e.tokens)),
+            )
+            .await?;
+        let mut alerted = self.accounts.lock().expect("budget accounts poisoned");
+        for (key, budget) in covering {
+            let (start, _) = period_bounds(budget.period, now_ms);
+            let account = alerted.entry(key.clone()).or_default();
+            if account.period_start_ms != start {
+                *account = Account {
+                    period_start_ms: start,
+                    ..Account::default()
+                };
+            }
+        }
+        let (key, budget) = match &verdict {
+            fleet::Verdict::Admitted(reservation) => {
+                let downgrade_for = reservation
+                    .downgraded_by
+                    .and_then(|i| covering.get(i))
+                    .map(|(key, budget)| self.target_passed(&mut alerted, key, budget));
+                let estimate = match (&downgrade_for, ask.downgraded_estimate) {
+                    (Some(_), Some(smaller)) => smaller,
+                    _ => ask.estimate,
+                };
+                let fleet::Verdict::Admitted(reservation) = verdict else {
+                    unreachable!("matched above")
+                };
+                return Ok(Admission {
+                    keys: Vec::new(),
+                    estimate,
+                    downgrade_for,
+                    shared: Some(reservation),
+                });
+            }
+            fleet::Verdict::OverCalls { budget, .. }
+            | fleet::Verdict::OverTokens { budget, .. }
+            | fleet::Verdict::OverCeiling { budget, .. } => &covering[*budget],
+        };
+        Err(match verdict {
+            fleet::Verdict::OverCalls { used, .. } => {
+                let limit = budget.max_calls.unwrap_or_default();
+                let what = ("upstream calls", used, limit);
+                self.limit_reached(&mut alerted, key, budget, what, now_ms)
+            }
+            fleet::Verdict::OverTokens { used, .. } => {
+                let limit = budget.max_tokens.unwrap_or_default();
+                self.limit_reached(&mut alerted, key, budget, ("tokens", used, limit), now_ms)
+            }
+            fleet::Verdict::OverCeiling {
+                spent,
+                estimate_micro,
+                ..
+            } => {
+                let asked = (spent, estimate_micro, ask.critical);
+                self.ceiling_reached(&mut alerted, key, budget, asked, now_ms)
+            }
+            fleet::Verdict::Admitted(_) => unreachable!("returned above"),
+        })
+    }
+
+    /// Raises an alert of `kind` about a budget, unless it was raised this period already.
+    fn alert_once(
+        &self,
+        accounts: &mut HashMap<Key, Account>,
+        key: &Key,
+        budget: &BudgetConfig,
+        kind: Kind,
+        message: impl FnOnce() -> String,
+    ) {
+        let Some(account) = accounts.get_mut(key) else {
+            return;
+        };
+        let raised = match kind {
+            Kind::BudgetTarget => &mut account.target_alerted,
+            Kind::BudgetLimit => &mut account.limit_alerted,
+            _ => &mut account.ceiling_alerted,
+        };
+        if !std::mem::replace(raised, true) {
+            self.alerts
+                .raise(kind, key.describe(), &budget.owner, message());
+        }
+    }
+
+    /// A budget past its target: alerts once per crossing, and names it for the downgrade.
+    fn target_passed(
+        &self,
+        accounts: &mut HashMap<Key, Account>,
+        key: &Key,
+        budget: &BudgetConfig,
+    ) -> String {
+        self.alert_once(accounts, key, budget, Kind::BudgetTarget, || {
+            format!(
+                "budget {} passed its target of ${:.6}; requests now go to smaller tiers",
+                key.describe(),
+                budget.target_usd.unwrap_or_default()
+            )
+        });
+        key.describe()
+    }
+
+    /// A refusal at a call or token limit (`what`, used, limit), alerted once per crossing.
+    fn limit_reached(
+        &self,
+        accounts: &mut HashMap<Key, Account>,
+        key: &Key,
+        budget: &BudgetConfig,
+        (what, used, limit): (&'static str, u64, u64),
+        now_ms: u64,
+    ) -> BudgetError {
+        self.alert_once(accounts, key, budget, Kind::BudgetLimit, || {
+            format!(
+                "budget {} reached its limit of {limit} {what}; refusing its requests",
+                key.describe()
+            )
+        });
+        let (_, end) = period_bounds(budget.period, now_ms);
+        BudgetError::LimitReached {
+            budget: key.describe(),
+            owner: owner_of(budget),
+            what,
+            used,
+            limit,
+            period: period_noun(budget.period),
+            resets: utc_day(end),
+        }
+    }
+
+    /// A refusal at a ceiling (spent, the estimate, whether the request may use the reserve),
+    /// alerted once per crossing.
+    fn ceiling_reached(
+        &self,
+        accounts: &mut HashMap<Key, Account>,
+        key: &Key,
+        budget: &BudgetConfig,
+        (spent, estimate_micro, critical): (u64, u64, bool),
+        now_ms: u64,
+    ) -> BudgetError {
+        let ceiling = budget.ceiling_usd.unwrap_or_default();
+        let reserve = if critical { 0.0 } else { budget.reserve_usd };
+        self.alert_once(accounts, key, budget, Kind::BudgetCeiling, || {
+            format!(
+                "budget {} reached its ceiling (${:.6} spent of ${ceiling:.6}); refusing its requests",
+                key.describe(),
+                dollars(spent)
+            )
+        });
+        let (_, end) = period_bounds(budget.period, now_ms);
+        BudgetError::Exhausted(Box::new(Exhausted {
+            budget: key.describe(),
+            owner: owner_of(budget),
+            spent: dollars(spent),
+            limit: dollars(micro(ceiling - reserve)),
+            limit_kind: if reserve > 0.0 {
+                "ceiling less its reserve"
+            } else {
+                "ceiling"
+            },
+            period: period_name(budget.period),
+            estimate: dollars(estimate_micro),
+            resets: utc_day(end),
+            hint: if reserve > 0.0 {
+                " (requests marked critical may still use the reserve)"
+            } else {
+                ""
+            },
+        }))
+    }
+
+    /// Replaces a reservation by what the call really cost (`None`: it failed). `charge` is
+    /// the call's ledger line, which the shared ledger counts once.
+    pub async fn settle(
+        &self,
+        admission: Admission,
+        charge: Option<&Charge>,
+    ) -> Result<(), BudgetError> {
+        if let (Some(fleet), Some(reservation)) = (&self.fleet, admission.shared) {
+            return Ok(fleet.settle(reservation, charge).await?);
+        }
         let mut accounts = self.accounts.lock().expect("budget accounts poisoned");
         for key in &admission.keys {
             if let Some(account) = accounts.get_mut(key) {
@@ -608,13 +813,14 @@ impl Budgets {
                 account.reserved_micro = account.reserved_micro.saturating_sub(e.micro_usd);
                 account.reserved_calls = account.reserved_calls.saturating_sub(1);
                 account.reserved_tokens = account.reserved_tokens.saturating_sub(e.tokens);
-                if let Some((cost_micro, tokens)) = spent {
-                    account.spent_micro += cost_micro;
+                if let Some(charge) = charge {
+                    account.spent_micro += charge.cost_micro_usd;
                     account.calls += 1;
-                    account.tokens += tokens;
+                    account.tokens += u64::from(charge.usage.total_tokens);
                 }
             }
         }
+        Ok(())
     }
 }
 

@@ -32,7 +32,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
             key: key.into(),
             message: message.into(),
@@ -55,6 +55,8 @@ pub struct Config {
     pub loop_breaker: LoopBreakerConfig,
     pub alerts: AlertsConfig,
     pub admin: AdminConfig,
+    /// Fleet mode (shared ledger and answers on Redis); off by default.
+    pub fleet: crate::fleet::FleetConfig,
     /// The tenants this sidecar serves. A request naming any other tenant is refused.
     pub tenants: BTreeMap<String, TenantConfig>,
 }
@@ -350,6 +352,7 @@ impl Default for Config {
             loop_breaker: LoopBreakerConfig::default(),
             alerts: AlertsConfig::default(),
             admin: AdminConfig::default(),
+            fleet: crate::fleet::FleetConfig::default(),
             tenants: BTreeMap::from([("default".to_string(), TenantConfig::default())]),
         }
     }
@@ -488,6 +491,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.fleet.validate()?;
         check_threshold("matching.threshold", self.matching.threshold)?;
         check_threshold(
             "matching.context_threshold",

@@ -23,6 +23,7 @@ pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod embed;
+pub mod fleet;
 pub mod histogram;
 pub mod index;
 pub mod loadgen;

@@ -175,6 +175,7 @@ pub fn render(cache: &Cache) -> String {
         .render(&mut out, "cachet_embed_batch_size", "");
     render_index(&mut out, cache);
     render_budgets(&mut out, cache);
+    cache.render_fleet_metrics(&mut out);
     out
 }
 

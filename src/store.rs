@@ -493,6 +493,17 @@ impl Store {
             .collect()
     }
 
+    /// A tree of its own for one module's bookkeeping (the fleet's outbox), written and
+    /// committed with everything else.
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
+    /// A number this database never handed out before, larger than the last one.
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
     pub fn remove_meta(&self, key: &str) -> Result<(), StoreError> {
         self.meta.remove(key)?;
         Ok(())

@@ -10,6 +10,7 @@
 //! store and, for `complete`, the upstream.
 
 mod evict;
+mod fleet;
 pub mod guard;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +26,7 @@ use crate::breaker::{BreakerError, LoopBreaker};
 use crate::budget::{Ask, BudgetError, Budgets, Estimate, Level};
 use crate::config::{check_threshold, BudgetConfig, Config};
 use crate::embed::{similarity, EmbedError, Embedder};
+use crate::fleet::{Event, Fleet, FleetError, Invalidation};
 use crate::histogram::{Histogram, LATENCY_SECONDS};
 use crate::index::{IndexError, IndexSet, LoadReport};
 use crate::meter::{Charge, Meter};
@@ -57,6 +59,8 @@ pub enum CacheError {
     Budget(#[from] BudgetError),
     #[error(transparent)]
     Breaker(#[from] BreakerError),
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
 }
 
 /// Per-request cache control (see `CacheControl` in the proto).
@@ -165,6 +169,13 @@ pub struct IndexSize {
     pub model: String,
     pub points: usize,
     pub tombstones: usize,
+}
+
+/// Where a change to the cache was made: here, or on another sidecar of the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Here,
+    Fleet,
 }
 
 /// Result of [`Cache::store`].
@@ -424,6 +435,8 @@ pub struct Cache {
     meter: Meter,
     budgets: Budgets,
     breaker: LoopBreaker,
+    /// Fleet mode's shared state; `None` on a single pod.
+    fleet: Option<Arc<Fleet>>,
     /// One lock per chat being answered upstream, so identical concurrent misses make one call.
     in_flight: Mutex<HashMap<ChatKey, AnswerGate>>,
     /// What was served when, for size-bounded eviction.
@@ -445,8 +458,21 @@ impl Cache {
         let alerts = Arc::new(Alerts::new(&config.alerts.webhook_url));
         let router = Router::load(&config, store.clone(), Arc::clone(&alerts))?;
         let meter = Meter::new(store.clone());
-        let budgets = Budgets::load(config.budgets.clone(), store.clone(), Arc::clone(&alerts))?;
-        let breaker = LoopBreaker::load(config.loop_breaker.clone(), store.clone(), alerts)?;
+        // A reservation of a sidecar that dies mid-call stops counting well after any call ends.
+        let hold = config.upstream_timeout() * 2 + Duration::from_secs(60);
+        let fleet = Fleet::open(&config.fleet, &store, hold)?;
+        let budgets = Budgets::load(
+            config.budgets.clone(),
+            store.clone(),
+            Arc::clone(&alerts),
+            fleet.clone(),
+        )?;
+        let breaker = LoopBreaker::load(
+            config.loop_breaker.clone(),
+            store.clone(),
+            alerts,
+            fleet.clone(),
+        )?;
         let recency = Recency::new(config.storage.max_entries);
         let configured = RwLock::new(Arc::clone(&config));
         Ok((
@@ -462,6 +488,7 @@ impl Cache {
                 meter,
                 budgets,
                 breaker,
+                fleet,
                 in_flight: Mutex::new(HashMap::new()),
                 recency,
             },
@@ -896,24 +923,45 @@ impl Cache {
             created_at: now,
             expires_at: (ttl > 0).then(|| now + ttl * 1000),
         };
-        let inserted = self.store.insert(&entry, &request.model)?;
-        // Durable before acknowledged; the graph follows (it is rebuilt from sled if we crash now).
-        self.store.commit().await?;
+        let inserted = self.put(&entry, &request.model, Origin::Here).await?;
+        debug!(entry = inserted.id, replaced = ?inserted.replaced, "stored");
+        Ok(Stored {
+            id: Some(inserted.id),
+            replaced: inserted.replaced.is_some(),
+        })
+    }
+
+    /// Writes an entry to sled and its graph. One stored here is published to the fleet and
+    /// durable before this returns; one from another sidecar is neither (a crash before sled's
+    /// next flush only means reading it from the stream again).
+    async fn put(
+        &self,
+        entry: &StoredEntry,
+        model: &str,
+        origin: Origin,
+    ) -> Result<crate::store::Inserted, CacheError> {
+        let inserted = self.store.insert(entry, model)?;
+        if origin == Origin::Here {
+            if let Some(fleet) = &self.fleet {
+                fleet.publish(&Event::Stored {
+                    entry: Box::new(entry.clone()),
+                    model: model.to_string(),
+                })?;
+            }
+            // Durable before acknowledged; the graph follows (rebuilt from sled after a crash).
+            self.store.commit().await?;
+        }
         if let Some(old) = inserted.replaced {
             self.index.remove(&entry.scope, old);
         }
-        if let Some(vector) = entry.query_vector {
+        if let Some(vector) = entry.query_vector.clone() {
             let index = Arc::clone(&self.index);
             let scope = entry.scope;
             tokio::task::spawn_blocking(move || index.insert(&scope, inserted.id, &vector))
                 .await
                 .map_err(|e| CacheError::Invalid(format!("index insert panicked: {e}")))?;
         }
-        debug!(entry = inserted.id, replaced = ?inserted.replaced, "stored");
-        Ok(Stored {
-            id: Some(inserted.id),
-            replaced: inserted.replaced.is_some(),
-        })
+        Ok(inserted)
     }
 
     /// Answers from the cache, or asks the upstream and stores its answer.
@@ -990,7 +1038,7 @@ impl Cache {
                 .as_ref()
                 .map(|tier| estimate_cost(request, tier.prices)),
         };
-        let admission = self.budgets.admit(&self.meter, &ask, now_millis())?;
+        let admission = self.budgets.admit(&self.meter, &ask, now_millis()).await?;
         let tier = match (admission.downgrade_for.as_ref(), smaller) {
             (Some(budget), Some(smaller)) => {
                 info!(from = %requested.name, to = %smaller.name, budget = %budget, "downgraded: budget past its target");
@@ -1003,23 +1051,16 @@ impl Cache {
             .complete(&tier, &request.model, &request.messages, &request.params)
             .await
         {
-            Ok(routed) => {
-                let tokens = u64::from(routed.completion.usage.total_tokens);
-                self.budgets
-                    .settle(admission, Some((routed.cost_micro_usd, tokens)));
-                routed
-            }
+            Ok(routed) => routed,
             Err(err) => {
-                self.budgets.settle(admission, None);
+                self.budgets.settle(admission, None).await?;
                 return Err(err.into());
             }
         };
         // Smaller than asked: a budget past its target, or the asked tier's circuit open.
         let downgraded_from = (routed.tier != requested.name).then(|| requested.name.clone());
         let completion = routed.completion;
-        // Metered first: the money is spent whether or not the answer can be stored. The line
-        // becomes durable with the commit below, together with the entry.
-        self.meter.record(&Charge {
+        let charge = Charge {
             at_ms: now_millis(),
             tenant: request.tenant.clone(),
             labels: request.labels.clone(),
@@ -1029,7 +1070,11 @@ impl Cache {
             cost_micro_usd: routed.cost_micro_usd,
             tokens_saved: 0,
             saved_micro_usd: 0,
-        })?;
+        };
+        // Metered first: the money is spent whether or not the answer can be stored. The line
+        // becomes durable with the commit below, together with the entry.
+        self.meter.record(&charge)?;
+        self.budgets.settle(admission, Some(&charge)).await?;
         self.stats
             .count_spend(&routed.tier, completion.usage, routed.cost_micro_usd);
         if completion.content.trim().is_empty() {
@@ -1084,7 +1129,7 @@ impl Cache {
         self.stats
             .saved_micro_usd
             .fetch_add(saved_micro_usd, Ordering::Relaxed);
-        self.meter.record(&Charge {
+        let charge = Charge {
             at_ms: now_millis(),
             tenant: request.tenant.clone(),
             labels: request.labels.clone(),
@@ -1094,7 +1139,11 @@ impl Cache {
             cost_micro_usd: 0,
             tokens_saved: u64::from(entry.usage.total_tokens),
             saved_micro_usd,
-        })?;
+        };
+        self.meter.record(&charge)?;
+        if let Some(fleet) = &self.fleet {
+            fleet.record_saving(&charge)?;
+        }
         Ok(())
     }
 
@@ -1167,7 +1216,7 @@ impl Cache {
     #[tracing::instrument(skip(self))]
     pub async fn invalidate(&self, tenant: &str, target: &Target) -> Result<u64, CacheError> {
         self.check_tenant(tenant)?;
-        let ids: Vec<EntryId> = match target {
+        let what = match target {
             Target::Entry(text) => {
                 let not_found =
                     || CacheError::NotFound(format!("tenant `{tenant}` has no entry `{text}`"));
@@ -1176,7 +1225,11 @@ impl Cache {
                 })?;
                 // Another tenant's entry is reported as absent, so ids reveal nothing across tenants.
                 match self.store.get(id)? {
-                    Some(entry) if entry.tenant == tenant => vec![id],
+                    Some(entry) if entry.tenant == tenant => Invalidation::Chat {
+                        scope: entry.scope,
+                        exact_key: entry.exact_key,
+                        stored_before_ms: entry.created_at,
+                    },
                     _ => return Err(not_found()),
                 }
             }
@@ -1184,10 +1237,45 @@ impl Cache {
                 model,
                 messages,
                 params,
+            } => Invalidation::Scope(scope_key(tenant, model, messages, params)),
+            Target::WholeTenant => Invalidation::WholeTenant,
+        };
+        let removed = self.remove_matching(tenant, &what)?;
+        if let Some(fleet) = &self.fleet {
+            fleet.publish(&Event::Invalidated {
+                tenant: tenant.to_string(),
+                what,
+            })?;
+        }
+        self.store.commit().await?;
+        info!(removed, "invalidated");
+        Ok(removed)
+    }
+
+    /// Removes the entries of `tenant` an invalidation names. Returns how many.
+    fn remove_matching(&self, tenant: &str, what: &Invalidation) -> Result<u64, CacheError> {
+        let ids: Vec<EntryId> = match what {
+            Invalidation::Chat {
+                scope,
+                exact_key,
+                stored_before_ms,
             } => self
                 .store
-                .scope_members(&scope_key(tenant, model, messages, params))?,
-            Target::WholeTenant => {
+                .get_exact(scope, exact_key)?
+                .filter(|(_, e)| e.tenant == tenant && e.created_at <= *stored_before_ms)
+                .map(|(id, _)| id)
+                .into_iter()
+                .collect(),
+            Invalidation::Scope(scope) => self
+                .store
+                .scope_members(scope)?
+                .into_iter()
+                .filter(|id| {
+                    // A scope's key is made from its tenant; checked anyway.
+                    matches!(self.store.get(*id), Ok(Some(e)) if e.tenant == tenant)
+                })
+                .collect(),
+            Invalidation::WholeTenant => {
                 let mut ids = Vec::new();
                 for scope in self.store.tenant_scopes(tenant)? {
                     ids.extend(self.store.scope_members(&scope)?);
@@ -1202,8 +1290,6 @@ impl Cache {
                 removed += 1;
             }
         }
-        self.store.commit().await?;
-        info!(removed, "invalidated");
         Ok(removed)
     }
 

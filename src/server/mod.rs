@@ -154,6 +154,9 @@ fn status(err: CacheError) -> Status {
         CacheError::Budget(BudgetError::Invalid(_)) => Code::InvalidArgument,
         CacheError::Breaker(BreakerError::Tripped { .. }) => Code::FailedPrecondition,
         CacheError::Breaker(BreakerError::Store(_)) => Code::Internal,
+        CacheError::Budget(BudgetError::Fleet(e))
+        | CacheError::Breaker(BreakerError::Fleet(e))
+        | CacheError::Fleet(e) => e.code(),
         CacheError::Router(RouterError::Upstream(e)) => upstream_code(e),
         CacheError::Upstream(e) => upstream_code(e),
         CacheError::Store(StoreError::DiskFull(_)) => Code::ResourceExhausted,
@@ -384,7 +387,7 @@ impl AdminApi for AdminService {
             0 => 30,
             days => days,
         };
-        let report = cache.meter().report(days).map_err(|e| status(e.into()))?;
+        let report = cache.report(days).await.map_err(status)?;
         Ok(Response::new(proto::ReportResponse {
             since_unix_ms: report.since_ms,
             until_unix_ms: report.until_ms,
@@ -775,6 +778,7 @@ pub async fn serve(
     let cache = Arc::new(cache);
     cache.spawn_checkpointer();
     cache.spawn_sweeper();
+    cache.start_fleet().await;
     let _ = shared.cache.set(Arc::clone(&cache));
     let reloading = Arc::clone(&cache);
     tokio::spawn(async move {

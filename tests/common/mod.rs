@@ -63,12 +63,7 @@ impl Fixture {
     pub async fn with_env(extra: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let upstream = simulator().await;
-        let config = write_config(dir.path(), &upstream.base_url(), extra);
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let sidecar = Sidecar::start_config(dir.path(), config, env).await;
+        let sidecar = Sidecar::start_with_env(dir.path(), &upstream.base_url(), extra, env).await;
         Self {
             upstream,
             sidecar,
@@ -141,8 +136,23 @@ impl Sidecar {
     }
 
     pub async fn start_with(dir: &Path, upstream: &str, extra: &str) -> Self {
+        Self::start_with_env(dir, upstream, extra, &[]).await
+    }
+
+    /// As [`Sidecar::start_with`], with these variables set for the sidecar (kept across
+    /// [`Sidecar::restart_after`]).
+    pub async fn start_with_env(
+        dir: &Path,
+        upstream: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let config = write_config(dir, upstream, extra);
-        Self::start_config(dir, config, Vec::new()).await
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start_config(dir, config, env).await
     }
 
     async fn start_config(dir: &Path, config: PathBuf, env: Vec<(String, String)>) -> Self {
@@ -308,11 +318,21 @@ impl Sidecar {
 
     /// Starts again on the same data folder and config.
     pub async fn restart_after(self, how: Stop) -> Self {
+        self.restart_after_with(how, || async {}).await
+    }
+
+    /// Stops, runs `meanwhile`, then starts again on the same data folder and config.
+    pub async fn restart_after_with<F, Fut>(self, how: Stop, meanwhile: F) -> Self
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         let (dir, config, env) = (self.dir.clone(), self.config.clone(), self.env.clone());
         match how {
             Stop::Kill9 => self.kill9(),
             Stop::Term => self.stop(),
         }
+        meanwhile().await;
         Self::start_config(&dir, config, env).await
     }
 }
@@ -389,5 +409,225 @@ pub fn store_of(request: &CompleteRequest, answer: &str, total_tokens: u32) -> S
             total_tokens,
         }),
         answered_by: String::new(),
+    }
+}
+
+/// An admin call: the message with the test's bearer token.
+pub fn as_admin<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    request
+}
+
+/// A real `redis-server` (the Debian package `scripts/test.sh` installs) on a free loopback
+/// port, with its data in a temporary folder; killed when dropped. Append-only with fsync on
+/// every write, so a stop and a restart keep the fleet's ledger as a production Redis would.
+pub struct Redis {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    /// TLS only, with a CA of its own (`ca.crt` in its folder) and [`REDIS_PASSWORD`].
+    tls: bool,
+}
+
+/// The password a TLS test Redis asks for.
+pub const REDIS_PASSWORD: &str = "test-redis-password";
+
+impl Redis {
+    pub fn start() -> Self {
+        Self::launch(false)
+    }
+
+    /// A Redis that speaks only TLS (certificate for 127.0.0.1 signed by a CA made here with
+    /// openssl) and asks for [`REDIS_PASSWORD`].
+    pub fn start_tls() -> Self {
+        Self::launch(true)
+    }
+
+    fn launch(tls: bool) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self {
+            child: None,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            tls,
+        };
+        if tls {
+            redis.make_certificates();
+        }
+        redis.restart();
+        redis
+    }
+
+    fn make_certificates(&self) {
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl runs");
+            assert!(status.success(), "openssl {args:?}");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            self.dir.path().join("san.ext"),
+            "subjectAltName=IP:127.0.0.1\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+    }
+
+    /// The CA a TLS Redis's certificate is signed by.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The `[fleet]` section of a sidecar using this Redis, with keys under `prefix`. The
+    /// command timeout is generous: test machines run several builds at once.
+    pub fn fleet_config(&self, prefix: &str) -> String {
+        format!(
+            "[fleet]\nredis_url = \"{}\"\nkey_prefix = \"{prefix}\"\ncommand_timeout_ms = 2000\n",
+            self.url()
+        )
+    }
+
+    /// Starts (again) on the same port and folder, and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "redis-server is already running");
+        let dir = self.dir.path();
+        let log = dir.join("redis.log");
+        let _ = std::fs::remove_file(&log);
+        let port = self.port.to_string();
+        let mut command = Command::new("redis-server");
+        command.args(["--bind", "127.0.0.1"]);
+        if self.tls {
+            command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .args([
+                    "--tls-cert-file",
+                    "server.crt",
+                    "--tls-key-file",
+                    "server.key",
+                ])
+                .args([
+                    "--tls-ca-cert-file",
+                    "ca.crt",
+                    "--requirepass",
+                    REDIS_PASSWORD,
+                ]);
+        } else {
+            command.args(["--port", &port]);
+        }
+        let child = command
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--logfile")
+            .arg(&log)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("Ready to accept connections") {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM (Redis writes its append-only file and exits), then waits for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
