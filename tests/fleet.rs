@@ -6,7 +6,6 @@ mod common;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use cachet::proto::admin_client::AdminClient;
 use cachet::proto::{
     invalidate_request, CacheStatus, CompleteRequest, InvalidateRequest, Labels, ReportRequest,
     ResetJobRequest, UsageTotals,
@@ -91,7 +90,9 @@ async fn status_of(sidecar: &Sidecar, request: &CompleteRequest) -> CacheStatus 
 }
 
 async fn fleet_totals(sidecar: &Sidecar) -> UsageTotals {
-    AdminClient::new(sidecar.channel().await)
+    sidecar
+        .admin()
+        .await
         .report(as_admin(ReportRequest { days: 1 }))
         .await
         .unwrap()
@@ -448,7 +449,9 @@ async fn a_job_stopped_on_one_sidecar_is_refused_on_the_others_until_reset() {
         .unwrap();
 
     // Released by an operator on B: released on A too.
-    let reset = AdminClient::new(b.channel().await)
+    let reset = b
+        .admin()
+        .await
         .reset_job(as_admin(ResetJobRequest {
             job_id: "looping-agent".into(),
         }))

@@ -414,12 +414,7 @@ pub fn store_of(request: &CompleteRequest, answer: &str, total_tokens: u32) -> S
 
 /// An admin call: the message with the test's bearer token.
 pub fn as_admin<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
-    );
-    request
+    cachet::operate::with_token(message, ADMIN_TOKEN)
 }
 
 /// A real `redis-server` (the Debian package `scripts/test.sh` installs) on a free loopback
