@@ -30,13 +30,14 @@ def main(cachet_path, gptcache_path):
         a, b = ours["all"], theirs["all"]
         print(f"| {c} | all | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} | "
               f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} | {a['p50_ms'] / b['p50_ms']:.3f} |")
-    print("\n| c | cachet req/s | GPTCache req/s | throughput ratio | GPTCache hit rates |")
+    print("\n| c | cachet req/s | GPTCache req/s | throughput ratio | GPTCache hit rates, errors |")
     print("|---|---|---|---|---|")
     for ours, theirs in zip(cachet["runs"], peer["runs"]):
         rates = ", ".join(f"{k} {v['hit_rate']:.0%}" for k, v in theirs["by_kind"].items())
         print(f"| {ours['concurrency']} | {ours['throughput_rps']:.0f} | "
               f"{theirs['throughput_rps']:.0f} | "
-              f"{ours['throughput_rps'] / theirs['throughput_rps']:.1f}x | {rates} |")
+              f"{ours['throughput_rps'] / theirs['throughput_rps']:.1f}x | {rates}; "
+              f"{theirs['errors']} errors |")
 
 
 if __name__ == "__main__":

@@ -78,7 +78,8 @@ def threshold_for(cosine):
 def fresh_cache(folder, embed, cosine, entries):
     cache = Cache()
     data_manager = get_data_manager(
-        CacheBase("sqlite", sql_url=f"sqlite:///{folder}/gptcache.db"),
+        # Writers wait for SQLite's lock instead of failing at once ("database is locked").
+        CacheBase("sqlite", sql_url=f"sqlite:///{folder}/gptcache.db?timeout=30"),
         VectorBase(
             "hnswlib",
             dimension=DIMENSIONS,
@@ -100,7 +101,8 @@ def fresh_cache(folder, embed, cosine, entries):
         embedding_func=embed,
         data_manager=data_manager,
         similarity_evaluation=SearchDistanceEvaluation(),
-        config=Config(similarity_threshold=threshold_for(cosine)),
+        # No report row written per hit (cachet keeps its counters in memory, too).
+        config=Config(similarity_threshold=threshold_for(cosine), disable_report=True),
     )
     return cache
 
@@ -135,6 +137,7 @@ def run_level(run, embed, cosine, answer):
         results = [None] * len(lookups)
         next_index = iter(range(len(lookups)))
         lock = threading.Lock()
+        errors = []
 
         def worker():
             while True:
@@ -143,8 +146,13 @@ def run_level(run, embed, cosine, answer):
                 if i is None:
                     return
                 sent = time.perf_counter()
-                found = get(lookups[i]["text"], cache_obj=cache)
-                results[i] = ((time.perf_counter() - sent) * 1000.0, found is not None)
+                try:
+                    found = get(lookups[i]["text"], cache_obj=cache)
+                    outcome = found is not None
+                except Exception as err:  # counted and reported, like cachet bench's errors
+                    errors.append(repr(err))
+                    outcome = None
+                results[i] = ((time.perf_counter() - sent) * 1000.0, outcome)
 
         threads = [threading.Thread(target=worker) for _ in range(run["concurrency"])]
         started = time.perf_counter()
@@ -156,6 +164,8 @@ def run_level(run, embed, cosine, answer):
 
     by_kind = {}
     for lookup, (ms, hit) in zip(lookups, results):
+        if hit is None:
+            continue  # an error: not a latency sample
         entry = by_kind.setdefault(lookup["kind"], {"samples": [], "hits": 0})
         entry["samples"].append(ms)
         entry["hits"] += hit
@@ -165,8 +175,10 @@ def run_level(run, embed, cosine, answer):
         "warmed_entries": len(run["store"]),
         "warm_secs": warm_secs,
         "wall_secs": wall,
-        "throughput_rps": len(lookups) / wall,
-        "all": latency([ms for ms, _ in results]),
+        "throughput_rps": (len(lookups) - len(errors)) / wall,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "all": latency([ms for ms, hit in results if hit is not None]),
         "by_kind": {
             kind: dict(latency(v["samples"]), hit_rate=v["hits"] / len(v["samples"]))
             for kind, v in by_kind.items()
@@ -192,7 +204,8 @@ def main():
         result = run_level(run, embed, args.threshold, plan["answer"])
         kinds = result["by_kind"]
         print(
-            f"GPTCache c={result['concurrency']:>2}: {result['throughput_rps']:7.1f} req/s; "
+            f"GPTCache c={result['concurrency']:>2}: {result['throughput_rps']:7.1f} req/s, "
+            f"{result['errors']} errors; "
             + "; ".join(
                 f"{k} p50 {v['p50_ms']:.2f} ms p99 {v['p99_ms']:.2f} ms hits {v['hit_rate']:.0%}"
                 for k, v in kinds.items()
