@@ -141,6 +141,9 @@ pub struct SearchFigures {
     pub k: usize,
     pub ef: usize,
     pub latency: Latency,
+    /// CPU time of one search (this thread's, averaged): what a search costs on an idle core,
+    /// whatever else the machine is running.
+    pub cpu_ms: f64,
     pub recall_at_1: f64,
     pub recall_checked: usize,
 }
@@ -289,6 +292,7 @@ fn measure_search(
     let scope = scope();
     let mut samples = Vec::with_capacity(queries.len());
     let mut found = Vec::with_capacity(truth.len());
+    let cpu_started = thread_cpu_time();
     for (i, q) in queries.iter().enumerate() {
         let started = Instant::now();
         let candidates = index.search(&scope, q, k, ef);
@@ -297,6 +301,7 @@ fn measure_search(
             found.push(candidates.first().map(|c| c.id));
         }
     }
+    let cpu = thread_cpu_time().saturating_sub(cpu_started);
     let mut hits = 0;
     for (&n, got) in truth.iter().zip(&found) {
         let want = store
@@ -311,9 +316,24 @@ fn measure_search(
         k,
         ef,
         latency: Latency::of(samples),
+        cpu_ms: cpu.as_secs_f64() * 1000.0 / queries.len().max(1) as f64,
         recall_at_1: hits as f64 / truth.len().max(1) as f64,
         recall_checked: truth.len(),
     })
+}
+
+/// CPU time this thread has used.
+fn thread_cpu_time() -> std::time::Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill; the clock id is a constant.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
+    if !ok {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// Resident memory of a process, from /proc (Linux).
@@ -593,8 +613,8 @@ fn measure_in_process(settings: &Settings) -> Result<InProcess, ScaleError> {
         ] {
             let figures = measure_search(&store, &index, kind, queries, k, ef, truth)?;
             println!(
-                "search {kind:>10} ef={ef:<4} p50 {:.3} ms  p99 {:.3} ms  recall@1 {:.3}",
-                figures.latency.p50_ms, figures.latency.p99_ms, figures.recall_at_1
+                "search {kind:>10} ef={ef:<4} p50 {:.3} ms  p99 {:.3} ms  CPU {:.3} ms  recall@1 {:.3}",
+                figures.latency.p50_ms, figures.latency.p99_ms, figures.cpu_ms, figures.recall_at_1
             );
             search.push(figures);
         }
@@ -622,7 +642,10 @@ fn table(report: &ScaleReport) -> String {
         mib(report.checkpoint_bytes),
         mib(report.sled_bytes)
     );
-    let _ = writeln!(out, "queries      k   ef    p50 ms   p99 ms  recall@1");
+    let _ = writeln!(
+        out,
+        "queries      k   ef    p50 ms   p99 ms   CPU ms  recall@1"
+    );
     for s in &report.search {
         let _ = writeln!(
             out,
