@@ -649,12 +649,13 @@ fn table(report: &ScaleReport) -> String {
     for s in &report.search {
         let _ = writeln!(
             out,
-            "{:<10} {:>3} {:>4} {:>9.3} {:>8.3} {:>9.3} ({} checked)",
+            "{:<10} {:>3} {:>4} {:>9.3} {:>8.3} {:>8.3} {:>9.3} ({} checked)",
             s.queries,
             s.k,
             s.ef,
             s.latency.p50_ms,
             s.latency.p99_ms,
+            s.cpu_ms,
             s.recall_at_1,
             s.recall_checked
         );
