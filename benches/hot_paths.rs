@@ -34,44 +34,6 @@ fn embedder() -> Embedder {
         .expect("model assets (run scripts/setup.sh and export CACHET_ASSETS_DIR)")
 }
 
-/// Deterministic xorshift64* generator, so every run benches the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in (0, 1].
-    fn unit_f64(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.unit_f64(), self.unit_f64());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-
-    /// A random direction: Gaussian components, normalised, so uniform on the unit sphere.
-    fn unit_vector(&mut self, dims: usize) -> Vec<f32> {
-        normalised((0..dims).map(|_| self.normal()).collect())
-    }
-}
-
-fn normalised(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 fn bench_embed(c: &mut Criterion) {
     let rt = runtime();
     let embedder = embedder();
@@ -103,66 +65,66 @@ fn bench_embed(c: &mut Criterion) {
     group.finish();
 }
 
+/// One HNSW search after another over `queries`, as criterion bench `index/search_{name}`.
+fn bench_search(
+    c: &mut Criterion,
+    name: &str,
+    index: &IndexSet,
+    scope: ScopeKey,
+    queries: &[Vec<f32>],
+) {
+    let mut group = c.benchmark_group("index");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    let mut next = 0;
+    group.bench_function(format!("search_{name}"), |b| {
+        b.iter(|| {
+            next = (next + 1) % queries.len();
+            index.search(&scope, black_box(&queries[next]), K, EF)
+        })
+    });
+    group.finish();
+}
+
+/// Candidates and search breadth of the default config (`matching.candidates`, `ef_search`).
+const K: usize = 4;
+const EF: usize = 64;
+const QUERIES: u64 = 200;
+
+/// HNSW search over SYNTHETIC clustered unit vectors (see `cachet::synthetic`), with queries
+/// near stored points the way a paraphrase is near its stored prompt. 10k points are built
+/// here; larger graphs come from data folders written by `cachet bench scale` (which also
+/// measures their recall): `CACHET_BENCH_SCALE_DIRS=/data/100k,/data/1m` loads each one's
+/// checkpoint through the product's loader and benches `index/search_{entries}`.
 fn bench_index(c: &mut Criterion) {
-    const POINTS: usize = 10_000;
-    const QUERIES: usize = 200;
-    const K: usize = 4;
-    const EF: usize = 64;
+    const POINTS: u64 = 10_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).expect("store");
     let (index, _) = IndexSet::load(&dir.path().join("index"), &store).expect("index");
     let scope = ScopeKey([1; 16]);
-
-    // SYNTHETIC data: random unit vectors of 384 dims (uniform on the sphere), not sentence
-    // embeddings. Real embeddings cluster, which makes HNSW's job easier, not harder.
-    let mut rng = Rng(0x5eed_cafe_f00d_beef);
-    let points: Vec<Vec<f32>> = (0..POINTS).map(|_| rng.unit_vector(DIMENSIONS)).collect();
+    let data = cachet::scale::data(POINTS as usize / 10);
     // The index needs the store's entries only when it reloads; searching in memory does not.
     let started = std::time::Instant::now();
     std::thread::scope(|s| {
-        for (part, chunk) in points.chunks(POINTS.div_ceil(2)).enumerate() {
-            let index = &index;
+        for part in 0..2 {
+            let (index, data) = (&index, &data);
             s.spawn(move || {
-                let first = part * POINTS.div_ceil(2);
-                for (i, v) in chunk.iter().enumerate() {
-                    index.insert(&scope, (first + i) as u64, v);
+                for i in (part..POINTS).step_by(2) {
+                    index.insert(&scope, i, &data.point(i));
                 }
             });
         }
     });
     eprintln!(
-        "index/search_10k: inserted {POINTS} synthetic random unit vectors ({DIMENSIONS} dims) in {:.1} s (2 threads)",
+        "index/search_10k: inserted {POINTS} SYNTHETIC clustered unit vectors ({DIMENSIONS} dims) in {:.1} s (2 threads)",
         started.elapsed().as_secs_f64()
     );
-
-    // Queries: stored vectors plus noise of norm 0.3, renormalised (cosine to their source ~0.96).
     let queries: Vec<Vec<f32>> = (0..QUERIES)
-        .map(|q| {
-            let source = &points[(q * 7919) % POINTS];
-            let noise = rng.unit_vector(DIMENSIONS);
-            normalised(
-                source
-                    .iter()
-                    .zip(&noise)
-                    .map(|(s, n)| s + 0.3 * n)
-                    .collect(),
-            )
-        })
+        .map(|q| data.paraphrase_of((q * 7919) % POINTS, q))
         .collect();
-    // Ground truth by brute force (cosine = dot product of unit vectors), timed for scale.
     let started = std::time::Instant::now();
-    let truths: Vec<u64> = queries
-        .iter()
-        .map(|query| {
-            points
-                .iter()
-                .map(|p| dot(p, query))
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(id, _)| id as u64)
-                .expect("points")
-        })
-        .collect();
+    let truths = cachet::synthetic::brute_force_nearest(&data, POINTS, &queries, 2);
     let brute_force_ms = started.elapsed().as_secs_f64() * 1000.0 / QUERIES as f64;
     let found = queries
         .iter()
@@ -175,22 +137,40 @@ fn bench_index(c: &mut Criterion) {
         })
         .count();
     eprintln!(
-        "index/search_10k: recall@1 = {:.3} ({found}/{QUERIES} perturbed queries, k={K}, ef={EF}, against brute force, which takes {brute_force_ms:.2} ms a query)",
+        "index/search_10k: recall@1 = {:.3} ({found}/{QUERIES} paraphrase-like queries, k={K}, ef={EF}, against brute force, {brute_force_ms:.2} ms a query with the points regenerated)",
         found as f64 / QUERIES as f64
     );
+    bench_search(c, "10k", &index, scope, &queries);
 
-    let mut group = c.benchmark_group("index");
-    group
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
-    let mut next = 0;
-    group.bench_function("search_10k", |b| {
-        b.iter(|| {
-            next = (next + 1) % QUERIES;
-            index.search(&scope, black_box(&queries[next]), K, EF)
-        })
-    });
-    group.finish();
+    let dirs = std::env::var("CACHET_BENCH_SCALE_DIRS").unwrap_or_default();
+    for data_dir in dirs.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let data_dir = Path::new(data_dir);
+        let store = Store::open(data_dir, &StorageConfig::default()).expect("scale data folder");
+        let started = std::time::Instant::now();
+        let (index, _) = IndexSet::load(&data_dir.join("index"), &store).expect("scale index");
+        let scope = cachet::scale::scope();
+        let points = index.points(&scope) as u64;
+        assert!(
+            points > 0,
+            "{} holds no `cachet bench scale` entries",
+            data_dir.display()
+        );
+        eprintln!(
+            "index: loaded {points} points from {} in {:.1} s",
+            data_dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+        let data = cachet::scale::data(cachet::scale::DEFAULT_TOPICS);
+        let queries: Vec<Vec<f32>> = (0..QUERIES)
+            .map(|q| data.paraphrase_of((q * 7919 + 13) % points, q))
+            .collect();
+        let name = match points {
+            p if p % 1_000_000 == 0 => format!("{}m", p / 1_000_000),
+            p if p % 1_000 == 0 => format!("{}k", p / 1_000),
+            p => p.to_string(),
+        };
+        bench_search(c, &name, &index, scope, &queries);
+    }
 }
 
 fn bench_guard(c: &mut Criterion) {
@@ -242,7 +222,7 @@ fn bench_store(c: &mut Criterion) {
     const ENTRIES: u64 = 10_000;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path(), &StorageConfig::default()).expect("store");
-    let mut rng = Rng(42);
+    let mut rng = cachet::synthetic::Rng::new(42, 0);
     let scope = ScopeKey([2; 16]);
     for n in 0..ENTRIES {
         store

@@ -13,7 +13,8 @@
 //!
 //! `config` loads and checks the settings; `simulator` is a stand-in provider for demos and
 //! tests; `demo` is the client the quick start runs; `loadgen` is the load generator behind
-//! `cachet bench` (Lookup traffic over gRPC, client-observed latency and hit rates); `tune`
+//! `cachet bench` (Lookup traffic over gRPC, client-observed latency and hit rates); `scale` fills a data folder with a million
+//! synthetic entries and measures search, memory and restart (`cachet bench scale`); `tune`
 //! measures hit and wrong-answer rates on labelled `pairs` across thresholds (`cachet tune`).
 
 pub mod alert;
@@ -33,11 +34,13 @@ pub mod operate;
 pub mod pairs;
 pub mod proto;
 pub mod router;
+pub mod scale;
 pub mod scope;
 pub mod server;
 pub mod showback;
 pub mod simulator;
 pub mod store;
+pub mod synthetic;
 pub mod telemetry;
 pub mod tune;
 pub mod upstream;

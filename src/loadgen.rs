@@ -582,7 +582,7 @@ impl Workload {
     }
 }
 
-fn chat(system: &str, text: &str) -> Vec<Message> {
+pub(crate) fn chat(system: &str, text: &str) -> Vec<Message> {
     vec![
         Message {
             role: "system".into(),
@@ -626,7 +626,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(mut samples: Vec<Duration>) -> Self {
+    pub(crate) fn of(mut samples: Vec<Duration>) -> Self {
         if samples.is_empty() {
             return Self::default();
         }
@@ -694,7 +694,7 @@ pub struct Machine {
 }
 
 impl Machine {
-    fn this() -> Self {
+    pub(crate) fn this() -> Self {
         Self {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             os: std::env::consts::OS,
@@ -744,7 +744,7 @@ pub struct FillReport {
 const LATENCY_NOTE: &str = "client-observed end-to-end latency (request sent to response \
 decoded) over one gRPC channel on loopback; the sidecar does not report its own time";
 
-async fn connect(endpoint: &str) -> Result<Channel, LoadgenError> {
+pub(crate) async fn connect(endpoint: &str) -> Result<Channel, LoadgenError> {
     let channel = Channel::from_shared(endpoint.to_string())
         .map_err(|_| LoadgenError::Endpoint(endpoint.to_string()))?
         .connect()
@@ -888,6 +888,42 @@ fn split(total: usize, mix: Mix) -> [usize; 3] {
     }
 }
 
+/// What one run sends: the texts stored to warm the cache, then the lookups in order.
+struct LevelPlan<'a> {
+    warm: Vec<&'a (String, String)>,
+    lookups: Vec<(Kind, &'a str)>,
+}
+
+/// The run of `round`: each run stores its own window of pairs (wrapping around a small set)
+/// and sends the kinds in a seeded shuffled order, so every tool replaying it sends the same.
+fn plan_level<'a>(settings: &Settings, workload: &'a Workload, round: usize) -> LevelPlan<'a> {
+    let [n_exact, n_paraphrase, n_new] = split(settings.requests, settings.mix);
+    let width = n_exact.max(n_paraphrase).min(workload.pairs.len());
+    let warm: Vec<&(String, String)> = (0..width)
+        .map(|i| &workload.pairs[(round * width + i) % workload.pairs.len()])
+        .collect();
+    let mut kinds: Vec<Kind> = std::iter::repeat_n(Kind::Exact, n_exact)
+        .chain(std::iter::repeat_n(Kind::Paraphrase, n_paraphrase))
+        .chain(std::iter::repeat_n(Kind::New, n_new))
+        .collect();
+    Rng(0x5EED ^ round as u64).shuffle(&mut kinds);
+    let mut used = [0usize; 3];
+    let lookups = kinds
+        .into_iter()
+        .map(|kind| {
+            let slot = &mut used[kind as usize];
+            let text = match kind {
+                Kind::Exact => &warm[*slot % warm.len()].0,
+                Kind::Paraphrase => &warm[*slot % warm.len()].1,
+                Kind::New => &workload.fresh[(round * n_new + *slot) % workload.fresh.len()],
+            };
+            *slot += 1;
+            (kind, text.as_str())
+        })
+        .collect();
+    LevelPlan { warm, lookups }
+}
+
 /// Warms the cache and measures one run at `concurrency`.
 async fn run_level(
     client: &CacheClient<Channel>,
@@ -896,12 +932,7 @@ async fn run_level(
     round: usize,
     concurrency: usize,
 ) -> Result<RunReport, LoadgenError> {
-    let [n_exact, n_paraphrase, n_new] = split(settings.requests, settings.mix);
-    // Each run stores its own window of pairs (wrapping around a small set).
-    let width = n_exact.max(n_paraphrase).min(workload.pairs.len());
-    let warm: Vec<&(String, String)> = (0..width)
-        .map(|i| &workload.pairs[(round * width + i) % workload.pairs.len()])
-        .collect();
+    let LevelPlan { warm, lookups } = plan_level(settings, workload, round);
     let warm_started = Instant::now();
     if !warm.is_empty() {
         let stores = warm
@@ -918,25 +949,9 @@ async fn run_level(
         .await?;
     }
     let warm_secs = warm_started.elapsed().as_secs_f64();
-
-    let mut kinds: Vec<Kind> = std::iter::repeat_n(Kind::Exact, n_exact)
-        .chain(std::iter::repeat_n(Kind::Paraphrase, n_paraphrase))
-        .chain(std::iter::repeat_n(Kind::New, n_new))
-        .collect();
-    Rng(0x5EED ^ round as u64).shuffle(&mut kinds);
-    let mut used = [0usize; 3];
-    let planned: Vec<(Kind, LookupRequest)> = kinds
+    let planned: Vec<(Kind, LookupRequest)> = lookups
         .into_iter()
-        .map(|kind| {
-            let slot = &mut used[kind as usize];
-            let text = match kind {
-                Kind::Exact => &warm[*slot % warm.len()].0,
-                Kind::Paraphrase => &warm[*slot % warm.len()].1,
-                Kind::New => &workload.fresh[(round * n_new + *slot) % workload.fresh.len()],
-            };
-            *slot += 1;
-            (kind, lookup_request(settings, text))
-        })
+        .map(|(kind, text)| (kind, lookup_request(settings, text)))
         .collect();
 
     let load_average_before = load_average();
@@ -1178,6 +1193,61 @@ pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<Report, Loa
         println!("\nwrote {}", path.display());
     }
     Ok(report)
+}
+
+/// One run of the plan, as `--plan-out` writes it.
+#[derive(Debug, Serialize)]
+struct PlannedRun<'a> {
+    concurrency: usize,
+    /// Texts stored before the run (the answer is `answer`).
+    store: Vec<&'a str>,
+    lookups: Vec<PlannedLookup<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct PlannedLookup<'a> {
+    kind: Kind,
+    text: &'a str,
+}
+
+/// The whole plan: what `run` would store and look up, level by level.
+#[derive(Debug, Serialize)]
+struct Plan<'a> {
+    workload: &'a str,
+    system: &'static str,
+    answer: &'static str,
+    runs: Vec<PlannedRun<'a>>,
+}
+
+/// Writes what `run` would send, without sending it, so another cache (the GPTCache peer run
+/// in benches/gptcache) can be driven with exactly the same requests in the same order.
+pub fn write_plan(settings: &Settings, path: &Path) -> Result<(), LoadgenError> {
+    settings.check()?;
+    let workload = Workload::load(settings.pairs.as_deref())?;
+    let runs = settings
+        .concurrency
+        .iter()
+        .enumerate()
+        .map(|(round, &concurrency)| {
+            let level = plan_level(settings, &workload, round);
+            PlannedRun {
+                concurrency,
+                store: level.warm.iter().map(|(a, _)| a.as_str()).collect(),
+                lookups: level
+                    .lookups
+                    .into_iter()
+                    .map(|(kind, text)| PlannedLookup { kind, text })
+                    .collect(),
+            }
+        })
+        .collect();
+    let plan = Plan {
+        workload: &workload.source,
+        system: SYSTEM,
+        answer: ANSWER,
+        runs,
+    };
+    write_json(path, &plan)
 }
 
 /// Stores `entries` distinct entries through `Store` (in a scope of their own) and reports

@@ -115,7 +115,10 @@ enum Command {
     /// Load-test a RUNNING sidecar over gRPC with Lookup traffic (exact repeats, paraphrases,
     /// new questions) at each concurrency level; report client-observed latency, throughput
     /// and hit rates. With --fill N: store N distinct entries and exit.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
+        #[command(subcommand)]
+        scale: Option<BenchKind>,
         #[arg(long, default_value = "http://127.0.0.1:50051")]
         endpoint: String,
         #[arg(long, default_value = "default")]
@@ -141,12 +144,49 @@ enum Command {
         /// Store this many distinct entries and exit (for measuring start-up with many entries).
         #[arg(long)]
         fill: Option<usize>,
+        /// Write what a run would store and look up (JSON) and exit, without a sidecar: the
+        /// GPTCache peer run replays it.
+        #[arg(long)]
+        plan_out: Option<PathBuf>,
         /// Store calls in flight at once (warm-up and --fill).
         #[arg(long, default_value_t = 16)]
         store_concurrency: usize,
         /// Client-side deadline of every call, in seconds.
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchKind {
+    /// Fill a data folder with N entries of SYNTHETIC vectors through the store and index code
+    /// (no embedding), then measure search latency and recall@1, disk use, and the real
+    /// `cachet serve` restarted on it: time to SERVING, memory per entry, lookups over gRPC.
+    Scale {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// The data folder (kept, so later runs and `CACHET_BENCH_SCALE_DIR` can reuse it).
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = cachet::scale::DEFAULT_TOPICS)]
+        topics: usize,
+        /// Searches timed per query kind.
+        #[arg(long, default_value_t = 2_000)]
+        queries: usize,
+        /// Of those, how many are checked against brute force.
+        #[arg(long, default_value_t = 200)]
+        recall_queries: usize,
+        /// Search breadths (ef) to measure; the first should be `matching.ef_search`.
+        #[arg(long, value_delimiter = ',', default_value = "64,128")]
+        ef: Vec<usize>,
+        /// Skip starting `cachet serve` on the folder.
+        #[arg(long)]
+        no_restart: bool,
+        /// Lookups of each kind sent to the restarted sidecar.
+        #[arg(long, default_value_t = 200)]
+        lookups: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -288,6 +328,36 @@ async fn main() -> anyhow::Result<()> {
             cachet::demo::run(&endpoint, http, &tenant).await?;
         }
         Command::Bench {
+            scale:
+                Some(BenchKind::Scale {
+                    entries,
+                    data_dir,
+                    topics,
+                    queries,
+                    recall_queries,
+                    ef,
+                    no_restart,
+                    lookups,
+                    json,
+                }),
+            ..
+        } => {
+            let settings = cachet::scale::Settings {
+                entries,
+                data_dir,
+                topics,
+                queries,
+                recall_queries,
+                ef,
+                restart: !no_restart,
+                lookups,
+            };
+            cachet::scale::run(&settings, json.as_deref())
+                .await
+                .context("bench scale failed")?;
+        }
+        Command::Bench {
+            scale: None,
             endpoint,
             tenant,
             model,
@@ -297,6 +367,7 @@ async fn main() -> anyhow::Result<()> {
             mix,
             json,
             fill,
+            plan_out,
             store_concurrency,
             timeout_secs,
         } => {
@@ -311,13 +382,18 @@ async fn main() -> anyhow::Result<()> {
                 store_concurrency,
                 timeout: Duration::from_secs(timeout_secs),
             };
-            match fill {
-                Some(entries) => {
+            match (fill, plan_out) {
+                (_, Some(path)) => {
+                    cachet::loadgen::write_plan(&settings, &path)
+                        .context("bench --plan-out failed")?;
+                    println!("wrote {}", path.display());
+                }
+                (Some(entries), None) => {
                     cachet::loadgen::fill(&settings, entries, json.as_deref())
                         .await
                         .context("bench --fill failed")?;
                 }
-                None => {
+                (None, None) => {
                     cachet::loadgen::run(&settings, json.as_deref())
                         .await
                         .context("bench failed")?;

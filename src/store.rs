@@ -15,6 +15,7 @@
 //! - `expiry`:   expiry time ‖ entry id → ()   (what the sweeper removes, in time order)
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -136,6 +137,9 @@ pub struct Store {
     dir: PathBuf,
     min_free_bytes: u64,
     group_commit: Arc<GroupCommit>,
+    /// Live entries. sled's `len()` reads every entry (gigabytes at a million entries), so the
+    /// count is taken once at open from the small `members` keys and kept up to date here.
+    live: Arc<AtomicUsize>,
 }
 
 /// Someone waiting for what they wrote to reach the disk.
@@ -237,10 +241,15 @@ impl Store {
             .path(dir.join("db"))
             .flush_every_ms(Some(storage.flush_every_ms.max(1)))
             .open()?;
+        let members = db.open_tree("members")?;
+        let live = members
+            .iter()
+            .keys()
+            .try_fold(0usize, |n, key| key.map(|_| n + 1))?;
         Ok(Self {
             entries: db.open_tree("entries")?,
             exact: db.open_tree("exact")?,
-            members: db.open_tree("members")?,
+            members,
             scopes: db.open_tree("scopes")?,
             tenants: db.open_tree("tenants")?,
             meta: db.open_tree("meta")?,
@@ -251,6 +260,7 @@ impl Store {
             sync: storage.sync,
             dir: dir.to_path_buf(),
             min_free_bytes: storage.min_free_bytes,
+            live: Arc::new(AtomicUsize::new(live)),
         })
     }
 
@@ -310,7 +320,11 @@ impl Store {
                     Ok(Inserted { id, replaced })
                 },
             );
-        unwrap_tx(result)
+        let inserted = unwrap_tx(result)?;
+        if inserted.replaced.is_none() {
+            self.live.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(inserted)
     }
 
     /// Refuses a write that would leave less than `min_free_bytes` on the data volume.
@@ -369,7 +383,11 @@ impl Store {
                 Ok(Some(entry))
             },
         );
-        unwrap_tx(result)
+        let removed = unwrap_tx(result)?;
+        if removed.is_some() {
+            self.live.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(removed)
     }
 
     /// Ids of stored entries, oldest stored first (ids grow with time), leaving out those
@@ -454,8 +472,9 @@ impl Store {
             .collect()
     }
 
+    /// Live entries, without reading them.
     pub fn entry_count(&self) -> usize {
-        self.entries.len()
+        self.live.load(Ordering::Relaxed)
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -562,6 +581,7 @@ mod tests {
             assert!(first.replaced.is_none());
             let second = store.insert(&entry(1, 1, "b"), "m").unwrap();
             assert_eq!(second.replaced, Some(first.id));
+            assert_eq!(store.entry_count(), 1, "a replacement is not a new entry");
             assert!(store.get(first.id).unwrap().is_none());
             let (id, found) = store
                 .get_exact(&ScopeKey([1; 16]), &[1; 16])
@@ -582,6 +602,7 @@ mod tests {
             vec![ScopeKey([1; 16])]
         );
         assert_eq!(store.scopes().unwrap().len(), 2);
+        assert_eq!(store.entry_count(), 2, "counted again at open");
         assert!(store.remove(first.id).unwrap().is_none());
         assert_eq!(store.remove(second.id).unwrap().unwrap().answer, "b");
         assert!(store
@@ -589,5 +610,6 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(store.scope_members(&ScopeKey([1; 16])).unwrap().is_empty());
+        assert_eq!(store.entry_count(), 1);
     }
 }

@@ -151,7 +151,12 @@ fn load_model(assets_dir: &Path, threads: usize) -> Result<TextEmbedding, EmbedE
     let options = InitOptionsUserDefined::new()
         .with_environment(environment)
         .with_max_length(MAX_TOKENS)
-        .with_intra_threads(threads);
+        .with_intra_threads(threads)
+        // ONNX Runtime's workers otherwise spin after each parallel step waiting for the next,
+        // burning the cores the gRPC threads (and, in a pod, the application) need. Measured
+        // with `cachet bench` on 2 shared cores: 1.5-2x the lookups per second, semantic p50
+        // halved, without spinning.
+        .with_session_config("session.intra_op.allow_spinning", "0");
     TextEmbedding::try_new_from_user_defined(model, options)
         .map_err(|e| EmbedError::Model(e.to_string()))
 }
@@ -290,12 +295,44 @@ fn unit_length(mut v: Vec<f32>) -> Vec<f32> {
 }
 
 /// Cosine similarity of two unit-length vectors.
+///
+/// This is the HNSW distance, so it dominates search and insert time. It is summed in 16
+/// independent lanes: a plain `iter().sum()` is one serial chain of float additions that the
+/// compiler may not reorder, so it runs scalar; lanes let it use vector registers. Where the
+/// CPU has AVX2 the same code is compiled for it (checked at run time, so the binary still
+/// runs anywhere); the lanes add up in the same order either way, so results are identical.
 pub fn similarity(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { dot_avx2(a, b) }.clamp(-1.0, 1.0);
+    }
+    dot(a, b).clamp(-1.0, 1.0)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    dot(a, b)
+}
+
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
         .map(|(x, y)| x * y)
-        .sum::<f32>()
-        .clamp(-1.0, 1.0)
+        .sum();
+    let mut lanes = [0.0f32; LANES];
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for ((lane, x), y) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += x * y;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
