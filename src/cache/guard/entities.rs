@@ -3,7 +3,10 @@
 //!
 //! A name is a word written like one (capitalised mid-sentence, inner capital, acronym) or a
 //! word from a list of common names typed in lower case. Two texts conflict when either names
-//! something the other does not mention at all, in any casing.
+//! something the other does not mention at all, in any casing, with one exception: a name that
+//! only qualifies a name both mention, written right next to it ("Microsoft Bing" / "Bing",
+//! "President Putin" / "Putin", "the FIFA World Cup" / "the World Cup"), names the same thing
+//! more fully. Product variants ("iPhone 15 Pro" / "iPhone 15") are never such qualifiers.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -383,6 +386,12 @@ const ALIASES: &[(&str, &str)] = &[
     ("whats app", "whatsapp"),
 ];
 
+/// Words that name a variant of the product beside them, not the same product more fully.
+const VARIANTS: &[&str] = &[
+    "pro", "max", "plus", "mini", "ultra", "lite", "air", "se", "xl", "xr", "edge", "neo", "fe",
+    "note", "fold", "flip", "jr", "junior", "sr", "senior", "ii", "iii", "iv",
+];
+
 /// Acronyms that are ordinary vocabulary, not names of anything in particular.
 const GENERIC_ACRONYMS: &[&str] = &[
     "http", "https", "api", "url", "pdf", "usb", "pin", "id", "faq", "tv", "pc", "ok", "vpn",
@@ -403,8 +412,16 @@ fn owned_elsewhere(word: &str) -> bool {
     super::quantities::is_unit(word) || super::calendar::is_calendar_word(word)
 }
 
-/// The names a text mentions, lower-cased and folded through [`ALIASES`].
-fn names(text: &Text) -> Vec<String> {
+/// A name a text mentions: lower-cased and folded through [`ALIASES`], with the words it spans.
+#[derive(Debug)]
+struct Name {
+    folded: String,
+    start: usize,
+    end: usize,
+}
+
+/// The names a text mentions, in order.
+fn names(text: &Text) -> Vec<Name> {
     let words: Vec<&str> = text.words.iter().map(|w| w.lower.as_str()).collect();
     let mut found = Vec::new();
     let mut i = 0;
@@ -418,7 +435,11 @@ fn names(text: &Text) -> Vec<String> {
                 .map(|(_, to)| (n, *to))
         });
         if let Some((n, canonical)) = alias {
-            found.push(canonical.to_string());
+            found.push(Name {
+                folded: canonical.to_string(),
+                start: i,
+                end: i + n,
+            });
             i += n;
             continue;
         }
@@ -439,7 +460,11 @@ fn names(text: &Text) -> Vec<String> {
                 .iter()
                 .find(|(from, _)| *from == word.lower)
                 .map_or(word.lower.clone(), |(_, to)| to.to_string());
-            found.push(folded);
+            found.push(Name {
+                folded,
+                start: i,
+                end: i + 1,
+            });
         }
         i += 1;
     }
@@ -447,9 +472,9 @@ fn names(text: &Text) -> Vec<String> {
 }
 
 /// Every spelling of `text`'s words (plain, stemmed, folded like names are) to look a name up in.
-fn vocabulary(text: &Text, text_names: &[String]) -> HashSet<String> {
+fn vocabulary(text: &Text, text_names: &[Name]) -> HashSet<String> {
     let mut all: HashSet<String> = text.spellings().cloned().collect();
-    all.extend(text_names.iter().cloned());
+    all.extend(text_names.iter().map(|n| n.folded.clone()));
     all.extend(text.words.iter().filter_map(|w| {
         ALIASES
             .iter()
@@ -520,22 +545,41 @@ fn spelled_out(text: &Text, other: &Text) -> Vec<String> {
 }
 
 /// Names in `a` that `b` never mentions.
-fn unmatched(a: &Text, names_a: &[String], b: &Text, names_b: &[String]) -> bool {
+fn unmatched<'n>(a: &Text, names_a: &'n [Name], b: &Text, names_b: &[Name]) -> Vec<&'n Name> {
     let covered = spelled_out(a, b);
     let vocab_b = vocabulary(b, names_b);
     names_a
         .iter()
-        .filter(|n| !covered.contains(n))
-        .any(|n| !mentions(b, &vocab_b, n))
+        .filter(|n| !covered.contains(&n.folded) && !mentions(b, &vocab_b, &n.folded))
+        .collect()
 }
 
-/// Conflict when either text names something the other never mentions.
+/// Whether `name` only qualifies a neighbouring name of the same text that the other text
+/// mentions too ("Microsoft" in "Microsoft Bing" against "Bing").
+fn qualifies_shared(name: &Name, names: &[Name], missing: &[&Name]) -> bool {
+    !VARIANTS.contains(&name.folded.as_str())
+        && names.iter().any(|other| {
+            (other.end == name.start || other.start == name.end)
+                && !missing.iter().any(|m| std::ptr::eq(*m, other))
+        })
+}
+
+/// Conflict when either text names something the other never mentions, unless only one side
+/// adds names and each of them qualifies a name both share.
 pub fn differ(a: &Text, b: &Text) -> bool {
     let (names_a, names_b) = (names(a), names(b));
     if names_a.is_empty() && names_b.is_empty() {
         return false;
     }
-    unmatched(a, &names_a, b, &names_b) || unmatched(b, &names_b, a, &names_a)
+    let missing_in_b = unmatched(a, &names_a, b, &names_b);
+    let missing_in_a = unmatched(b, &names_b, a, &names_a);
+    let (names, missing) = match (missing_in_b.is_empty(), missing_in_a.is_empty()) {
+        (true, true) => return false,
+        (false, false) => return true,
+        (false, true) => (&names_a, &missing_in_b),
+        (true, false) => (&names_b, &missing_in_a),
+    };
+    !missing.iter().all(|n| qualifies_shared(n, names, missing))
 }
 
 #[cfg(test)]
@@ -568,6 +612,34 @@ mod tests {
         assert!(d(
             "How do I reset my password?",
             "How do I reset my password on Windows?"
+        ));
+        // A variant of the product is another product, even written beside it.
+        assert!(d(
+            "Does the Galaxy S23 Ultra have a headphone jack?",
+            "Does the Galaxy S23 have a headphone jack?"
+        ));
+        // A qualifier on one side does not excuse a swap on the other.
+        assert!(d(
+            "Will Microsoft Bing beat Google?",
+            "Will Bing beat DuckDuckGo?"
+        ));
+        // A name beside a name the other text lacks qualifies nothing shared.
+        assert!(d("Flights to Paris Orly", "Flights to Lyon"));
+    }
+
+    #[test]
+    fn a_name_qualifying_a_shared_name_does_not() {
+        assert!(!d(
+            "Will Microsoft Bing beat Google?",
+            "Can Bing beat Google?"
+        ));
+        assert!(!d(
+            "What are the achievements of President Vladimir Putin?",
+            "What has Vladimir Putin achieved?"
+        ));
+        assert!(!d(
+            "Who won the FIFA World Cup in 2018?",
+            "Who won the World Cup in 2018?"
         ));
     }
 
