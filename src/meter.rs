@@ -54,18 +54,53 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, c: &Charge) {
-        self.requests += 1;
-        if c.is_hit() {
-            self.cache_hits += 1;
-        } else {
-            self.upstream_calls += 1;
+    /// The totals of one ledger line.
+    pub fn of(c: &Charge) -> Self {
+        let hit = c.is_hit();
+        Self {
+            requests: 1,
+            upstream_calls: u64::from(!hit),
+            cache_hits: u64::from(hit),
+            prompt_tokens: u64::from(c.usage.prompt_tokens),
+            completion_tokens: u64::from(c.usage.completion_tokens),
+            cost_micro_usd: c.cost_micro_usd,
+            tokens_saved: c.tokens_saved,
+            saved_micro_usd: c.saved_micro_usd,
         }
-        self.prompt_tokens += u64::from(c.usage.prompt_tokens);
-        self.completion_tokens += u64::from(c.usage.completion_tokens);
-        self.cost_micro_usd += c.cost_micro_usd;
-        self.tokens_saved += c.tokens_saved;
-        self.saved_micro_usd += c.saved_micro_usd;
+    }
+
+    fn add(&mut self, t: &Totals) {
+        self.requests += t.requests;
+        self.upstream_calls += t.upstream_calls;
+        self.cache_hits += t.cache_hits;
+        self.prompt_tokens += t.prompt_tokens;
+        self.completion_tokens += t.completion_tokens;
+        self.cost_micro_usd += t.cost_micro_usd;
+        self.tokens_saved += t.tokens_saved;
+        self.saved_micro_usd += t.saved_micro_usd;
+    }
+}
+
+/// What a report is built from: one spender's totals on one day (UTC). One ledger line makes
+/// one row; a fleet's daily roll-ups make one row per spender and day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub day: String,
+    pub tenant: String,
+    pub labels: Labels,
+    pub model: String,
+    pub totals: Totals,
+}
+
+impl From<&Charge> for Row {
+    fn from(c: &Charge) -> Self {
+        Self {
+            day: utc_day(c.at_ms),
+            tenant: c.tenant.clone(),
+            labels: c.labels.clone(),
+            model: c.model.clone(),
+            totals: Totals::of(c),
+        }
     }
 }
 
@@ -133,19 +168,26 @@ impl Meter {
 
 /// Sums charges into a report.
 pub fn build_report(charges: &[Charge], since_ms: u64, until_ms: u64) -> Report {
+    let rows: Vec<Row> = charges.iter().map(Row::from).collect();
+    build_report_from_rows(&rows, since_ms, until_ms)
+}
+
+/// The showback of `rows` (see [`Row`]).
+pub fn build_report_from_rows(rows: &[Row], since_ms: u64, until_ms: u64) -> Report {
     let mut report = Report {
         since_ms,
         until_ms,
         ..Report::default()
     };
-    for c in charges {
-        report.totals.add(c);
+    for row in rows {
+        let t = &row.totals;
+        report.totals.add(t);
         let keys = [
-            ("tenant", c.tenant.as_str()),
-            ("department", c.labels.department.as_str()),
-            ("workflow", c.labels.workflow.as_str()),
-            ("job", c.labels.job_id.as_str()),
-            ("model", c.model.as_str()),
+            ("tenant", row.tenant.as_str()),
+            ("department", row.labels.department.as_str()),
+            ("workflow", row.labels.workflow.as_str()),
+            ("job", row.labels.job_id.as_str()),
+            ("model", row.model.as_str()),
         ];
         for (dimension, key) in keys {
             let key = if key.is_empty() { "(unlabelled)" } else { key };
@@ -155,9 +197,9 @@ pub fn build_report(charges: &[Charge], since_ms: u64, until_ms: u64) -> Report 
                 .or_default()
                 .entry(key.to_string())
                 .or_default()
-                .add(c);
+                .add(t);
         }
-        report.days.entry(utc_day(c.at_ms)).or_default().add(c);
+        report.days.entry(row.day.clone()).or_default().add(t);
     }
     let mut consumers: Vec<(String, Totals)> = ["department", "workflow", "job"]
         .iter()
@@ -180,20 +222,19 @@ pub fn build_report(charges: &[Charge], since_ms: u64, until_ms: u64) -> Report 
     report.top_consumers = consumers;
     // Each spender against its own recent days, and the whole organisation against its own.
     let mut series: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for c in charges.iter().filter(|c| c.is_upstream()) {
-        let day = utc_day(c.at_ms);
+    for row in rows.iter().filter(|r| r.totals.upstream_calls > 0) {
         let mut add = |who: String| {
             *series
                 .entry(who)
                 .or_default()
-                .entry(day.clone())
-                .or_default() += c.cost_micro_usd
+                .entry(row.day.clone())
+                .or_default() += row.totals.cost_micro_usd
         };
         add("organisation".into());
         for (dimension, key) in [
-            ("department", &c.labels.department),
-            ("workflow", &c.labels.workflow),
-            ("job", &c.labels.job_id),
+            ("department", &row.labels.department),
+            ("workflow", &row.labels.workflow),
+            ("job", &row.labels.job_id),
         ] {
             if !key.is_empty() {
                 add(format!("{dimension} `{key}`"));

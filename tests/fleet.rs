@@ -377,12 +377,22 @@ async fn concurrent_spend_over_three_sidecars_stays_under_one_shared_ceiling() {
     // the cost, so the fleet never passes the ceiling at all.
     assert!(spent <= micro(ceiling), "spent {spent} µ$ over the ceiling");
     assert_eq!(fleet.upstream.calls(), answered);
-    // Showback on any sidecar is the fleet's, and adds up to what was answered.
+    // Showback on any sidecar is the fleet's, and adds up to what was answered, in total and
+    // for the department that paid.
     for sidecar in &sidecars {
         let totals = fleet_totals(sidecar).await;
         assert_eq!(totals.upstream_calls, answered);
         assert_eq!(micro(totals.cost_usd), spent);
     }
+    let report = sidecars[0].report(1).await;
+    let research = report
+        .rows
+        .iter()
+        .find(|r| r.dimension == "department" && r.key == "research")
+        .and_then(|r| r.totals)
+        .expect("a row for the research department");
+    assert_eq!(research.upstream_calls, answered);
+    assert_eq!(micro(research.cost_usd), spent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,8 +26,10 @@ pub struct FleetConfig {
     /// Events kept in the shared stream of answers (trimmed approximately); a sidecar that
     /// joins, or comes back after missing more than this, cannot catch up on older entries.
     pub stream_maxlen: u64,
-    /// Ledger lines kept in Redis for the fleet's showback (trimmed approximately).
+    /// Ledger lines kept in Redis as the fleet's audit trail (trimmed approximately).
     pub ledger_maxlen: u64,
+    /// Days of the fleet's daily showback totals kept in Redis (what `Admin/Report` reads).
+    pub report_days: u64,
 }
 
 impl Default for FleetConfig {
@@ -41,6 +43,7 @@ impl Default for FleetConfig {
             lease_usd: 1.0,
             stream_maxlen: 100_000,
             ledger_maxlen: 1_000_000,
+            report_days: 92,
         }
     }
 }
@@ -58,6 +61,7 @@ impl std::fmt::Debug for FleetConfig {
             .field("lease_usd", &self.lease_usd)
             .field("stream_maxlen", &self.stream_maxlen)
             .field("ledger_maxlen", &self.ledger_maxlen)
+            .field("report_days", &self.report_days)
             .finish()
     }
 }
@@ -103,6 +107,7 @@ impl FleetConfig {
             ("fleet.command_timeout_ms", self.command_timeout_ms),
             ("fleet.stream_maxlen", self.stream_maxlen),
             ("fleet.ledger_maxlen", self.ledger_maxlen),
+            ("fleet.report_days", self.report_days),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be above 0"));

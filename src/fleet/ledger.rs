@@ -7,8 +7,10 @@
 //! counting. Every step is O(1) in the reservations in flight (plus the ones that lapsed).
 //! [`RESERVE`] checks a request's estimate against every budget covering it and reserves it on
 //! all of them in one atomic step, so sidecars never admit concurrently past a ceiling.
-//! [`SETTLE`] replaces the reservation by what the call cost, once per charge id, and appends
-//! the charge to the fleet's ledger stream for showback.
+//! [`SETTLE`] replaces the reservation by what the call cost, once per charge id, adds the
+//! charge to its spender's totals of the day (`<prefix>:rollup:<day>`, kept `report_days`: what
+//! the fleet's showback reads, however busy the fleet) and appends it to the ledger stream, the
+//! audit trail of the last `ledger_maxlen` lines.
 //!
 //! While Redis is unreachable a sidecar admits on its own up to `fleet.lease_usd` (estimates in
 //! flight plus spend Redis has not counted yet); the spend waits in the outbox and is counted
@@ -22,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use super::outbox::Outgoing;
 use super::{Fleet, FleetConfig, FleetError};
-use crate::meter::{build_report, Charge, Report};
-use crate::store::now_millis;
+use crate::meter::{build_report_from_rows, utc_day, Charge, Report, Row, Totals};
+use crate::store::{now_millis, Labels};
 
 /// Lua shared by both scripts: drops one reservation from a budget's sums, if it is still there.
 macro_rules! release_lua {
@@ -97,13 +99,15 @@ return {0, 0, 0, down, em}
 );
 
 /// Releases a reservation and counts a charge once. KEYS: the budgets' hashes, then the ledger
-/// stream. ARGV: reservation id, the charge's dedupe key, µ$, tokens, the charge as JSON (empty:
-/// the call failed, release only), dedupe lifetime (ms), ledger length, then per budget its
-/// expiry (Unix ms). Returns 1 when counted, 0 when released only or counted before.
+/// stream, then the day's showback totals. ARGV: reservation id, the charge's dedupe key, µ$,
+/// tokens, the charge as JSON (empty: the call failed, release only), dedupe lifetime (ms),
+/// ledger length, then per budget its expiry (Unix ms), then the spender's field prefix in the
+/// day's totals, the charge's seven totals (see [`ROLLUP_FIELDS`]) and the totals' expiry.
+/// Returns 1 when counted, 0 when released only or counted before.
 const SETTLE: &str = concat!(
     release_lua!(),
     r"
-local n = #KEYS - 1
+local n = #KEYS - 2
 for i = 1, n do release(KEYS[i], ARGV[1]) end
 if ARGV[5] == '' then return 0 end
 if not redis.call('SET', ARGV[2], '1', 'NX', 'PX', ARGV[6]) then return 0 end
@@ -114,9 +118,88 @@ for i = 1, n do
   redis.call('PEXPIREAT', KEYS[i], ARGV[7 + i])
 end
 redis.call('XADD', KEYS[n + 1], 'MAXLEN', '~', ARGV[7], '*', 'c', ARGV[5])
+local r = 8 + n
+local fields = {'u', 'h', 'p', 'c', 'm', 's', 'v'}
+for j = 1, 7 do
+  local v = tonumber(ARGV[r + j])
+  if v ~= 0 then redis.call('HINCRBY', KEYS[n + 2], ARGV[r] .. '|' .. fields[j], v) end
+end
+redis.call('PEXPIREAT', KEYS[n + 2], ARGV[r + 8])
 return 1
 "
 );
+
+/// The seven totals kept per spender and day, in the order SETTLE takes them: upstream calls,
+/// hits, prompt and completion tokens, µ$ spent, tokens saved, µ$ saved.
+const ROLLUP_FIELDS: [&str; 7] = ["u", "h", "p", "c", "m", "s", "v"];
+
+fn rollup_values(t: &Totals) -> [u64; 7] {
+    [
+        t.upstream_calls,
+        t.cache_hits,
+        t.prompt_tokens,
+        t.completion_tokens,
+        t.cost_micro_usd,
+        t.tokens_saved,
+        t.saved_micro_usd,
+    ]
+}
+
+/// A spender's field prefix in a day's totals: tenant, department, workflow, job, model.
+fn rollup_prefix(row: &Row) -> String {
+    let l = &row.labels;
+    serde_json::to_string(&[
+        &row.tenant,
+        &l.department,
+        &l.workflow,
+        &l.job_id,
+        &row.model,
+    ])
+    .expect("strings serialise")
+}
+
+/// The rows of one day's totals, as HGETALL returns them.
+fn rollup_rows(day: &str, fields: Vec<(String, u64)>) -> Vec<Row> {
+    let mut spenders: std::collections::BTreeMap<String, Totals> = Default::default();
+    for (field, value) in fields {
+        let Some((prefix, name)) = field.rsplit_once('|') else {
+            continue;
+        };
+        let Some(at) = ROLLUP_FIELDS.iter().position(|f| *f == name) else {
+            continue;
+        };
+        let t = spenders.entry(prefix.to_string()).or_default();
+        let slot = match at {
+            0 => &mut t.upstream_calls,
+            1 => &mut t.cache_hits,
+            2 => &mut t.prompt_tokens,
+            3 => &mut t.completion_tokens,
+            4 => &mut t.cost_micro_usd,
+            5 => &mut t.tokens_saved,
+            _ => &mut t.saved_micro_usd,
+        };
+        *slot += value;
+    }
+    spenders
+        .into_iter()
+        .filter_map(|(prefix, mut totals)| {
+            let [tenant, department, workflow, job_id, model]: [String; 5] =
+                serde_json::from_str(&prefix).ok()?;
+            totals.requests = totals.upstream_calls + totals.cache_hits;
+            Some(Row {
+                day: day.to_string(),
+                tenant,
+                labels: Labels {
+                    department,
+                    workflow,
+                    job_id,
+                },
+                model,
+                totals,
+            })
+        })
+        .collect()
+}
 
 /// How long Redis remembers a charge id (a replay after longer would count again).
 const DEDUPE_MS: u64 = 62 * 86_400_000;
@@ -386,6 +469,20 @@ impl Fleet {
         let dedupe = self.key(&format!("charge:{}", record.charge_id));
         let ledger = self.key("ledger");
         let maxlen = self.config.ledger_maxlen;
+        // The day's showback totals of this charge's spender (none for a failed call).
+        let row = serde_json::from_str::<Charge>(&record.charge)
+            .ok()
+            .map(|charge| Row::from(&charge));
+        let rollup = self.key(&format!(
+            "rollup:{}",
+            row.as_ref().map_or("-", |r| r.day.as_str())
+        ));
+        let prefix = row.as_ref().map(rollup_prefix).unwrap_or_default();
+        let values = row
+            .as_ref()
+            .map(|r| rollup_values(&r.totals))
+            .unwrap_or_default();
+        let rollup_expires = now_millis() + (self.config.report_days + 1) * 86_400_000;
         self.link
             .run("settling spend", |mut c| {
                 let mut call = script.prepare_invoke();
@@ -393,6 +490,7 @@ impl Fleet {
                     call.key(key);
                 }
                 call.key(&ledger)
+                    .key(&rollup)
                     .arg(&record.reservation)
                     .arg(&dedupe)
                     .arg(record.cost_micro)
@@ -403,50 +501,86 @@ impl Fleet {
                 for (_, expires) in &record.keys {
                     call.arg(*expires);
                 }
+                call.arg(&prefix).arg(&values[..]).arg(rollup_expires);
                 async move { call.invoke_async::<i64>(&mut c).await }
             })
             .await
             .map(drop)
     }
 
-    /// Showback of the whole fleet over the last `days` days, from the ledger stream.
+    /// Showback of the whole fleet over the last `days` days (whole UTC days, today
+    /// included), from the daily totals every sidecar adds to as it settles.
     pub async fn report(&self, days: u32) -> Result<Report, FleetError> {
-        const PAGE: usize = 10_000;
+        const DAY_MS: u64 = 86_400_000;
         let until_ms = now_millis() + 1;
-        let since_ms = until_ms.saturating_sub(u64::from(days) * 86_400_000);
-        let key = self.key("ledger");
-        let mut start = since_ms.to_string();
-        let mut charges = Vec::new();
-        loop {
-            let page: redis::streams::StreamRangeReply = self
+        let first_day = until_ms / DAY_MS - u64::from(days.max(1)) + 1;
+        let mut rows = Vec::new();
+        for day_number in first_day..=until_ms / DAY_MS {
+            let day = utc_day(day_number * DAY_MS);
+            let key = self.key(&format!("rollup:{day}"));
+            let fields: Vec<(String, u64)> = self
                 .link
-                .run("reading the fleet ledger", |mut c| {
-                    let mut command = redis::cmd("XRANGE");
-                    command
-                        .arg(&key)
-                        .arg(&start)
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(PAGE);
+                .run("reading the fleet's daily totals", |mut c| {
+                    let mut command = redis::cmd("HGETALL");
+                    command.arg(&key);
                     async move { command.query_async(&mut c).await }
                 })
                 .await?;
-            let read = page.ids.len();
-            for id in page.ids {
-                let line: Option<String> = id.get("c");
-                let charge = line
-                    .as_deref()
-                    .and_then(|l| serde_json::from_str::<Charge>(l).ok())
-                    .ok_or_else(|| FleetError::Corrupt(format!("ledger line {}", id.id)))?;
-                if (since_ms..until_ms).contains(&charge.at_ms) {
-                    charges.push(charge);
-                }
-                start = format!("({}", id.id);
-            }
-            if read < PAGE {
-                break;
-            }
+            rows.extend(rollup_rows(&day, fields));
         }
-        Ok(build_report(&charges, since_ms, until_ms))
+        Ok(build_report_from_rows(&rows, first_day * DAY_MS, until_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Usage;
+
+    #[test]
+    fn daily_totals_come_back_as_the_rows_they_were_made_of() {
+        let charge = Charge {
+            at_ms: 1_795_000_000_000,
+            tenant: "acme".into(),
+            labels: Labels {
+                department: "support|desk".into(),
+                workflow: String::new(),
+                job_id: "job-1".into(),
+            },
+            tier: "small".into(),
+            model: "gpt-4o-mini".into(),
+            usage: Usage {
+                prompt_tokens: 10,
+                completion_tokens: 20,
+                total_tokens: 30,
+            },
+            cost_micro_usd: 42,
+            tokens_saved: 0,
+            saved_micro_usd: 0,
+        };
+        let row = Row::from(&charge);
+        let prefix = rollup_prefix(&row);
+        // Twice, as two calls of the same spender on the same day add up in Redis.
+        let fields: Vec<(String, u64)> = ROLLUP_FIELDS
+            .iter()
+            .zip(rollup_values(&row.totals))
+            .filter(|(_, v)| *v != 0)
+            .map(|(name, v)| (format!("{prefix}|{name}"), 2 * v))
+            .collect();
+        let rows = rollup_rows(&row.day, fields);
+        assert_eq!(rows.len(), 1);
+        let mut twice = row.totals;
+        twice.requests = 2;
+        twice.upstream_calls = 2;
+        twice.prompt_tokens = 20;
+        twice.completion_tokens = 40;
+        twice.cost_micro_usd = 84;
+        assert_eq!(
+            rows[0],
+            Row {
+                totals: twice,
+                ..row
+            }
+        );
     }
 }
