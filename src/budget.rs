@@ -322,10 +322,12 @@ fn with_overrides(mut config: BudgetsConfig, store: &Store) -> Result<BudgetsCon
 impl Budgets {
     /// A job may send the same chat upstream again (after a failure, or with refresh) at most
     /// `max_retries` times a period: an agent hammering a failing call stops costing money.
-    fn check_retries(
+    /// In fleet mode the attempts are counted in Redis, so an agent retrying through several
+    /// sidecars is one job; while Redis is away, each sidecar counts its own.
+    async fn check_retries(
         &self,
         config: &BudgetsConfig,
-        ask: &Ask,
+        ask: &Ask<'_>,
         now_ms: u64,
     ) -> Result<(), BudgetError> {
         let job = &ask.labels.job_id;
@@ -338,23 +340,39 @@ impl Budgets {
             return Ok(());
         };
         let (start, end) = period_bounds(budget.period, now_ms);
-        let mut attempts = self.attempts.lock().expect("attempts poisoned");
-        attempts.retain(|_, (period, _)| *period == start);
-        let count = attempts
-            .entry((job.clone(), ask.chat))
-            .or_insert((start, 0));
-        if count.1 > max_retries {
+        let shared = match &self.fleet {
+            Some(fleet) => match fleet.count_attempt(job, &ask.chat, start, end).await {
+                Ok(before) => Some(before),
+                Err(err) => {
+                    tracing::warn!(%err, job, "fleet: counting this job's retries locally");
+                    None
+                }
+            },
+            None => None,
+        };
+        let before = match shared {
+            Some(before) => before,
+            None => {
+                let mut attempts = self.attempts.lock().expect("attempts poisoned");
+                attempts.retain(|_, (period, _)| *period == start);
+                let count = attempts
+                    .entry((job.clone(), ask.chat))
+                    .or_insert((start, 0));
+                count.1 += 1;
+                count.1 - 1
+            }
+        };
+        if before > max_retries {
             return Err(BudgetError::LimitReached {
                 budget: Key::Job(job.clone()).describe(),
                 owner: owner_of(budget),
                 what: "retries of one chat",
-                used: count.1 - 1,
+                used: before - 1,
                 limit: max_retries,
                 period: period_noun(budget.period),
                 resets: utc_day(end),
             });
         }
-        count.1 += 1;
         Ok(())
     }
 
@@ -447,7 +465,7 @@ impl Budgets {
         now_ms: u64,
     ) -> Result<Admission, BudgetError> {
         let config = self.config.read().expect("budgets poisoned").clone();
-        self.check_retries(&config, ask, now_ms)?;
+        self.check_retries(&config, ask, now_ms).await?;
         let covering = Self::covering(&config, ask.labels);
         match &self.fleet {
             Some(fleet) => self.admit_shared(fleet, &covering, ask, now_ms).await,

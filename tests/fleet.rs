@@ -578,3 +578,35 @@ async fn without_redis_hits_are_served_spend_stays_within_the_lease_and_the_ledg
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_retrying_through_several_sidecars_stops_at_its_retry_limit() {
+    let extra = format!("{TIERS}\n[budgets.jobs]\nmax_retries = 2\n");
+    let mut fleet = Fleet::new("retries", "", &extra).await;
+    let a = fleet.sidecar().await;
+    let b = fleet.sidecar().await;
+    fleet
+        .upstream
+        .set_behaviour(cachet::simulator::Behaviour::Fail(500));
+    let same = || labelled("Sync the CRM export now.", "ops", "sync-agent");
+    let (mut on_a, mut on_b) = (a.client().await, b.client().await);
+    // The first try and two retries, alternating pods: each pod alone has seen at most two.
+    for round in 0..3 {
+        let client = if round % 2 == 0 { &mut on_a } else { &mut on_b };
+        let failed = client.complete(same()).await.unwrap_err();
+        assert_eq!(failed.code(), Code::Unavailable, "{}", failed.message());
+    }
+    let stopped = on_b.complete(same()).await.unwrap_err();
+    assert_eq!(
+        stopped.code(),
+        Code::ResourceExhausted,
+        "{}",
+        stopped.message()
+    );
+    assert!(
+        stopped.message().contains("retries of one chat"),
+        "{}",
+        stopped.message()
+    );
+    assert_eq!(fleet.upstream.calls(), 3, "no fourth attempt went upstream");
+}

@@ -311,6 +311,36 @@ fn limit(value: Option<u64>) -> i64 {
 }
 
 impl Fleet {
+    /// Counts one more upstream attempt of a job's chat in the period starting at
+    /// `period_start_ms`, fleet-wide, and returns how many there were before it.
+    pub async fn count_attempt(
+        &self,
+        job: &str,
+        chat: &[u8; 32],
+        period_start_ms: u64,
+        expires_ms: u64,
+    ) -> Result<u64, FleetError> {
+        let key = self.key(&format!(
+            "attempts:{period_start_ms}:{}:{job}",
+            hex::encode(chat)
+        ));
+        let count: u64 = self
+            .link
+            .run("counting a job's attempts", |mut c| {
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .incr(&key, 1)
+                    .pexpire_at(&key, expires_ms as i64)
+                    .ignore();
+                async move {
+                    let (count,): (u64,) = pipe.query_async(&mut c).await?;
+                    Ok(count)
+                }
+            })
+            .await?;
+        Ok(count.saturating_sub(1))
+    }
+
     fn account_key(&self, account: &Account) -> (String, u64) {
         (
             self.key(&format!(
