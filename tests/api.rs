@@ -2,6 +2,7 @@
 
 mod common;
 
+use cachet::operate::with_token;
 use cachet::proto::{
     invalidate_request, CacheControl, CacheStatus, InvalidateRequest, SamplingParams, ScopeSelector,
 };
@@ -298,12 +299,6 @@ async fn invalidate_needs_the_admin_token_and_stays_within_the_tenant() {
     let by_id = |tenant: &str, id: &str| InvalidateRequest {
         tenant: tenant.into(),
         target: Some(invalidate_request::Target::EntryId(id.into())),
-    };
-    let with_token = |request: InvalidateRequest, token: &str| {
-        let mut r = tonic::Request::new(request);
-        r.metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        r
     };
 
     let unauthenticated = client
@@ -918,8 +913,6 @@ async fn a_configured_upstream_model_is_asked_while_the_request_model_scopes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_entries_are_swept_without_a_lookup() {
-    use cachet::proto::GetStatsRequest;
-
     let Fixture { sidecar, .. } = &Fixture::with_config("[storage]\nsweep_every_secs = 1\n").await;
     let mut client = sidecar.client().await;
     for (text, ttl) in [
@@ -934,21 +927,7 @@ async fn expired_entries_are_swept_without_a_lookup() {
         });
         client.store(store).await.unwrap();
     }
-    let entries = || async {
-        let mut request = tonic::Request::new(GetStatsRequest {});
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
-        );
-        sidecar
-            .admin()
-            .await
-            .get_stats(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .entries
-    };
+    let entries = || async { sidecar.stats().await.entries };
     assert_eq!(entries().await, 3);
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
     assert_eq!(entries().await, 1, "the two expired entries were swept");
@@ -973,14 +952,10 @@ async fn compact_and_stats_from_the_command_line() {
                 .entry_id,
         );
     }
-    let mut remove = tonic::Request::new(InvalidateRequest {
+    let remove = as_admin(InvalidateRequest {
         tenant: "acme".into(),
         target: Some(invalidate_request::Target::EntryId(ids[0].clone())),
     });
-    remove.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
-    );
     client.invalidate(remove).await.unwrap();
 
     let cli = |command: &str| {

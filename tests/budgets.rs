@@ -374,13 +374,9 @@ async fn the_loop_breaker_stops_a_looping_job_until_an_operator_resets_it() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
-    let mut reset = tonic::Request::new(ResetJobRequest {
+    let reset = as_admin(ResetJobRequest {
         job_id: "looping-agent".into(),
     });
-    reset.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
-    );
     assert!(
         admin
             .reset_job(reset)
@@ -487,17 +483,9 @@ async fn budgets_change_at_run_time_through_the_admin_api() {
         .await
         .expect("a refused admin call changes nothing");
 
-    let with_token = |message: SetBudgetRequest| {
-        let mut r = tonic::Request::new(message);
-        r.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
-        );
-        r
-    };
     let mut invalid = tight.clone();
     invalid.budget.as_mut().unwrap().target_usd = Some(1.0);
-    let err = admin.set_budget(with_token(invalid)).await.unwrap_err();
+    let err = admin.set_budget(as_admin(invalid)).await.unwrap_err();
     assert_eq!(
         err.code(),
         Code::InvalidArgument,
@@ -505,7 +493,7 @@ async fn budgets_change_at_run_time_through_the_admin_api() {
         err.message()
     );
 
-    admin.set_budget(with_token(tight)).await.unwrap();
+    admin.set_budget(as_admin(tight)).await.unwrap();
     let err = client.complete(ask(2)).await.unwrap_err();
     assert_eq!(
         err.code(),
@@ -523,7 +511,7 @@ async fn budgets_change_at_run_time_through_the_admin_api() {
     );
     let mut admin = sidecar.admin().await;
     admin
-        .set_budget(with_token(SetBudgetRequest {
+        .set_budget(as_admin(SetBudgetRequest {
             level: "departments".into(),
             name: "finance".into(),
             budget: None,

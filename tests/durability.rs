@@ -89,16 +89,12 @@ async fn checkpoint_is_reloaded_and_later_entries_replayed() {
     let late = questions(20..30);
     let late_ids = store_all(&sidecar, &late).await;
     let mut client = sidecar.client().await;
-    let mut remove = tonic::Request::new(cachet::proto::InvalidateRequest {
+    let remove = as_admin(cachet::proto::InvalidateRequest {
         tenant: "acme".into(),
         target: Some(cachet::proto::invalidate_request::Target::EntryId(
             early_ids[0].clone(),
         )),
     });
-    remove.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
-    );
     client.invalidate(remove).await.unwrap();
 
     let sidecar = sidecar.restart_after(Stop::Kill9).await;

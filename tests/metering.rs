@@ -2,7 +2,7 @@
 
 mod common;
 
-use cachet::proto::{CacheStatus, CompleteRequest, Labels, ReportRequest, ReportResponse};
+use cachet::proto::{CacheStatus, CompleteRequest, Labels, ReportRequest};
 use common::*;
 use tonic::Code;
 
@@ -20,10 +20,6 @@ fn labelled(model: &str, text: &str, department: &str, job: &str) -> CompleteReq
 /// Micro-dollars, as the meter counts: $/Mtok equals µ$/token.
 fn cost(prompt: u32, completion: u32, input: f64, output: f64) -> u64 {
     (f64::from(prompt) * input + f64::from(completion) * output).round() as u64
-}
-
-async fn report(sidecar: &Sidecar) -> ReportResponse {
-    sidecar.report(1).await
 }
 
 fn micro(usd: f64) -> u64 {
@@ -123,7 +119,7 @@ async fn spend_matches_the_upstream_usage_and_survives_a_crash() {
         "neither the hit nor the unknown model reached the upstream"
     );
 
-    let r = report(&sidecar).await;
+    let r = sidecar.report(1).await;
     let totals = r.totals.unwrap();
     assert_eq!(totals.upstream_calls, 4);
     assert_eq!(totals.cache_hits, 1);
@@ -176,7 +172,7 @@ async fn spend_matches_the_upstream_usage_and_survives_a_crash() {
 
     // Spend is durable with the answer it paid for.
     let sidecar = sidecar.restart_after(Stop::Kill9).await;
-    let after = report(&sidecar).await.totals.unwrap();
+    let after = sidecar.report(1).await.totals.unwrap();
     assert_eq!(micro(after.cost_usd), expected_cost);
     assert_eq!(after.upstream_calls, 4);
 }
@@ -325,12 +321,6 @@ async fn tiers_change_at_run_time_through_the_admin_api() {
     let upstream = simulator().await;
     let sidecar = Sidecar::start_with(dir.path(), &upstream.base_url(), TIERS).await;
     let mut client = sidecar.client().await;
-    let admin_call = |message: SetTierRequest, token: &str| {
-        let mut r = tonic::Request::new(message);
-        r.metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        r
-    };
     let pricier = SetTierRequest {
         name: "large".into(),
         model: "gpt-4o".into(),
@@ -340,12 +330,12 @@ async fn tiers_change_at_run_time_through_the_admin_api() {
     };
     let mut admin = sidecar.admin().await;
     let refused = admin
-        .set_tier(admin_call(pricier.clone(), "guess"))
+        .set_tier(cachet::operate::with_token(pricier.clone(), "guess"))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
     admin
-        .set_tier(admin_call(pricier, ADMIN_TOKEN))
+        .set_tier(cachet::operate::with_token(pricier, ADMIN_TOKEN))
         .await
         .unwrap();
 
@@ -357,7 +347,7 @@ async fn tiers_change_at_run_time_through_the_admin_api() {
     let usage = answer.usage.unwrap();
     let expected = cost(usage.prompt_tokens, usage.completion_tokens, 5.0, 20.0);
     assert_eq!(
-        micro(report(&sidecar).await.totals.unwrap().cost_usd),
+        micro(sidecar.report(1).await.totals.unwrap().cost_usd),
         expected,
         "the new price applies at once"
     );
@@ -368,7 +358,7 @@ async fn tiers_change_at_run_time_through_the_admin_api() {
         ..Default::default()
     };
     admin
-        .set_tier(admin_call(remove, ADMIN_TOKEN))
+        .set_tier(cachet::operate::with_token(remove, ADMIN_TOKEN))
         .await
         .unwrap();
     let gone = client
@@ -403,7 +393,7 @@ async fn tiers_change_at_run_time_through_the_admin_api() {
         ..Default::default()
     };
     let refused = admin
-        .set_tier(admin_call(last, ADMIN_TOKEN))
+        .set_tier(cachet::operate::with_token(last, ADMIN_TOKEN))
         .await
         .unwrap_err();
     assert_eq!(

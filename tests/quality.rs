@@ -3,17 +3,10 @@
 
 mod common;
 
+use cachet::operate::with_token;
 use cachet::proto::{GetStatsRequest, SetThresholdRequest};
 use common::*;
 use tonic::Code;
-
-fn admin<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tune_on_the_held_out_pairs_stays_within_the_wrong_answer_budget() {
@@ -109,13 +102,7 @@ async fn tune_on_the_held_out_pairs_stays_within_the_wrong_answer_budget() {
 
     // The evaluation cleaned up after itself: a pair's question is not served afterwards.
     let mut client = sidecar.client().await;
-    let stats = sidecar
-        .admin()
-        .await
-        .get_stats(admin(GetStatsRequest {}, ADMIN_TOKEN))
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = sidecar.stats().await;
     assert_eq!(stats.entries, 0, "evaluation entries were left behind");
     let probe = client
         .lookup(lookup_of(&question("acme", "How do I reset my password?")))
@@ -168,13 +155,7 @@ async fn every_semantic_answer_says_why() {
     );
     assert!((why.threshold - 0.88).abs() < 1e-6);
 
-    let stats = sidecar
-        .admin()
-        .await
-        .get_stats(admin(GetStatsRequest {}, ADMIN_TOKEN))
-        .await
-        .unwrap()
-        .into_inner();
+    let stats = sidecar.stats().await;
     assert_eq!(stats.refusals.get("quantities"), Some(&1));
     assert_eq!(stats.requests_by_status.get("hit_semantic"), Some(&1));
     assert_eq!(stats.requests_by_status.get("miss"), Some(&3));
@@ -222,17 +203,17 @@ async fn the_threshold_is_set_at_run_time_and_kept_across_restarts() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
     let wrong = admin_client
-        .set_threshold(admin(set("acme", 0.8), "guess"))
+        .set_threshold(with_token(set("acme", 0.8), "guess"))
         .await
         .unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
     let invalid = admin_client
-        .set_threshold(admin(set("acme", 1.5), ADMIN_TOKEN))
+        .set_threshold(with_token(set("acme", 1.5), ADMIN_TOKEN))
         .await
         .unwrap_err();
     assert_eq!(invalid.code(), Code::InvalidArgument);
     let unknown = admin_client
-        .set_threshold(admin(set("initech", 0.8), ADMIN_TOKEN))
+        .set_threshold(with_token(set("initech", 0.8), ADMIN_TOKEN))
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::PermissionDenied);
@@ -247,7 +228,7 @@ async fn the_threshold_is_set_at_run_time_and_kept_across_restarts() {
     );
 
     let changed = admin_client
-        .set_threshold(admin(set("acme", 0.8), ADMIN_TOKEN))
+        .set_threshold(with_token(set("acme", 0.8), ADMIN_TOKEN))
         .await
         .unwrap()
         .into_inner();
@@ -278,7 +259,7 @@ async fn the_threshold_is_set_at_run_time_and_kept_across_restarts() {
     );
     let mut admin_client = sidecar.admin().await;
     let stats = admin_client
-        .get_stats(admin(GetStatsRequest {}, ADMIN_TOKEN))
+        .get_stats(with_token(GetStatsRequest {}, ADMIN_TOKEN))
         .await
         .unwrap()
         .into_inner();
@@ -286,7 +267,7 @@ async fn the_threshold_is_set_at_run_time_and_kept_across_restarts() {
     assert!((stats.thresholds["globex"] - 0.88).abs() < 1e-6);
 
     admin_client
-        .set_threshold(admin(set("acme", 0.0), ADMIN_TOKEN))
+        .set_threshold(with_token(set("acme", 0.0), ADMIN_TOKEN))
         .await
         .unwrap();
     assert!(
