@@ -59,7 +59,6 @@ struct Job {
 pub struct EmbedStats {
     pub batches: AtomicU64,
     pub texts: AtomicU64,
-    pub largest_batch: AtomicU64,
     /// Texts per batch.
     pub batch_sizes: Histogram,
 }
@@ -69,7 +68,6 @@ impl Default for EmbedStats {
         Self {
             batches: AtomicU64::new(0),
             texts: AtomicU64::new(0),
-            largest_batch: AtomicU64::new(0),
             batch_sizes: Histogram::new(BATCH_SIZES),
         }
     }
@@ -238,9 +236,6 @@ fn run_worker(
             .collect();
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
-        stats
-            .largest_batch
-            .fetch_max(texts.len() as u64, Ordering::Relaxed);
         stats.batch_sizes.observe(texts.len() as f64);
 
         let result = embed_batch(&mut model, &texts, max_batch);
