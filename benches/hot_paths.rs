@@ -30,7 +30,7 @@ fn runtime() -> Runtime {
 }
 
 fn embedder() -> Embedder {
-    Embedder::start(&cachet::config::default_assets_dir(), 2, 32)
+    Embedder::start(&cachet::config::EmbedConfig::default())
         .expect("model assets (run scripts/setup.sh and export CACHET_ASSETS_DIR)")
 }
 

@@ -152,6 +152,10 @@ pub struct EmbedConfig {
     pub threads: usize,
     /// Most prompts embedded in one batch; concurrent requests are gathered up to this.
     pub max_batch: usize,
+    /// Nice value (0-19) of the embedding threads: above 0 they yield a core to request handling,
+    /// so an exact hit is not kept waiting behind a batch. It ranks threads within the sidecar's
+    /// own CPU share (its container's cgroup), not against other containers.
+    pub niceness: i32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -392,6 +396,7 @@ impl Default for EmbedConfig {
             assets_dir: default_assets_dir(),
             threads: 2,
             max_batch: 32,
+            niceness: 0,
         }
     }
 }
@@ -546,6 +551,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "storage.checkpoint_every_secs",
                 "must be greater than 0",
+            ));
+        }
+        if !(0..=19).contains(&self.embed.niceness) {
+            return Err(ConfigError::invalid(
+                "embed.niceness",
+                "must be between 0 (normal priority) and 19 (lowest)",
             ));
         }
         check_url("upstream.base_url", &self.upstream.base_url)?;

@@ -449,11 +449,7 @@ impl Cache {
         let data = &config.storage.data_dir;
         let store = Store::open(data, &config.storage)?;
         let (index, report) = IndexSet::load(&data.join("index"), &store)?;
-        let embedder = Embedder::start(
-            &config.embed.assets_dir,
-            config.embed.threads,
-            config.embed.max_batch,
-        )?;
+        let embedder = Embedder::start(&config.embed)?;
         let thresholds = RwLock::new(load_thresholds(&store, &config)?);
         let alerts = Arc::new(Alerts::new(&config.alerts.webhook_url));
         let router = Router::load(&config, store.clone(), Arc::clone(&alerts))?;

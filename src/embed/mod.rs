@@ -2,9 +2,13 @@
 //!
 //! Embedding is the one expensive step of a lookup (a few milliseconds a prompt on two cores), so
 //! it runs on a dedicated OS thread that owns the model. Requests queue on a channel; each time the
-//! worker is free it takes everything queued (up to `max_batch` texts) and runs it as one batch.
-//! Under load that batches concurrent requests, which is markedly cheaper per prompt; a lone request
-//! never waits for company.
+//! worker is free it takes everything queued (up to `max_batch` texts) and runs it as one batch,
+//! sorted by length so prompts of a like size share each model call. Under load that batches
+//! concurrent requests, which is markedly cheaper per prompt; a lone request never waits for
+//! company.
+//!
+//! The worker can run at a lower CPU priority (`embed.niceness`): a batch takes milliseconds of
+//! both cores, and an exact hit, which needs microseconds, should not wait for it to finish.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +21,7 @@ use fastembed::{
 };
 use tokio::sync::oneshot;
 
+use crate::config::EmbedConfig;
 use crate::histogram::{Histogram, BATCH_SIZES};
 
 /// Vector size of all-MiniLM-L6-v2.
@@ -161,26 +166,30 @@ fn load_model(assets_dir: &Path, threads: usize) -> Result<TextEmbedding, EmbedE
 
 impl Embedder {
     /// Loads the model on a new worker thread and returns once it is ready to embed.
-    pub fn start(assets_dir: &Path, threads: usize, max_batch: usize) -> Result<Self, EmbedError> {
+    pub fn start(config: &EmbedConfig) -> Result<Self, EmbedError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let stats = Arc::new(EmbedStats::default());
         let worker_stats = Arc::clone(&stats);
-        let assets = Assets::locate(assets_dir)?;
+        let assets = Assets::locate(&config.assets_dir)?;
         let vocabulary = spelling::Vocabulary::from_tokenizer_json(&assets.read("tokenizer.json")?)
             .ok_or_else(|| {
                 EmbedError::Model("tokenizer.json has no WordPiece vocabulary".into())
             })?;
-        let assets_dir = assets_dir.to_path_buf();
+        let config = config.clone();
         std::thread::Builder::new()
             .name("cachet-embed".into())
-            .spawn(move || match load_model(&assets_dir, threads) {
-                Ok(model) => {
-                    let _ = ready_tx.send(Ok(()));
-                    run_worker(model, queue, max_batch, &worker_stats);
-                }
-                Err(err) => {
-                    let _ = ready_tx.send(Err(err));
+            .spawn(move || {
+                // Before the model loads: ONNX Runtime's own threads inherit the priority.
+                lower_priority(config.niceness);
+                match load_model(&config.assets_dir, config.threads) {
+                    Ok(model) => {
+                        let _ = ready_tx.send(Ok(()));
+                        run_worker(model, queue, config.max_batch, &worker_stats);
+                    }
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err));
+                    }
                 }
             })
             .map_err(|e| EmbedError::Model(format!("cannot start the embedding thread: {e}")))?;
@@ -211,6 +220,29 @@ impl Embedder {
     }
 }
 
+/// Raises the calling thread's nice value (Linux: per thread, inherited by threads it starts).
+/// Lowering priority needs no privilege; a failure only costs latency, so it is logged, not fatal.
+fn lower_priority(niceness: i32) {
+    if niceness <= 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls on the calling thread's own id.
+        let outcome = unsafe {
+            let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, thread, niceness)
+        };
+        if outcome != 0 {
+            tracing::warn!(
+                niceness,
+                error = %std::io::Error::last_os_error(),
+                "cannot lower the embedding threads' priority"
+            );
+        }
+    }
+}
+
 fn run_worker(
     mut model: TextEmbedding,
     queue: mpsc::Receiver<Job>,
@@ -230,37 +262,77 @@ fn run_worker(
                 Err(_) => break,
             }
         }
-        let texts: Vec<&str> = jobs
-            .iter()
-            .flat_map(|j| j.texts.iter().map(String::as_str))
-            .collect();
+        let texts: usize = jobs.iter().map(|j| j.texts.len()).sum();
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.texts.fetch_add(texts.len() as u64, Ordering::Relaxed);
-        stats.batch_sizes.observe(texts.len() as f64);
+        stats.texts.fetch_add(texts as u64, Ordering::Relaxed);
+        stats.batch_sizes.observe(texts as f64);
+        embed_jobs(&mut model, jobs);
+    }
+}
 
-        let result = embed_batch(&mut model, &texts, max_batch);
-        let mut results = match result {
-            Ok(embeddings) => embeddings.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(err) => vec![Err(err); texts.len()],
-        }
-        .into_iter();
-        for job in jobs {
-            let mine: Result<Vec<Embedding>, EmbedError> =
-                results.by_ref().take(job.texts.len()).collect();
-            let _ = job.reply.send(mine);
+/// Prompts per model call. A worker's batch (up to `embed.max_batch`) is sorted by length and run
+/// in calls of this many: every call pads its prompts to its longest, and larger calls cost more
+/// per prompt here. Measured on Quora questions with int8 MiniLM on 2 cores, CPU per prompt: 11-12
+/// ms in calls of 32 as they came, 7.5 ms in sorted calls of 16, 6 ms of 8, 5.0-5.6 ms of 4,
+/// 5.3-5.5 ms of 2 and 6.5 ms one at a time.
+const MODEL_BATCH: usize = 4;
+
+/// A job of the batch being embedded: its embeddings so far, and where to send them.
+struct Pending {
+    embeddings: Vec<Option<Embedding>>,
+    left: usize,
+    reply: Option<oneshot::Sender<Result<Vec<Embedding>, EmbedError>>>,
+}
+
+/// Embeds the texts of `jobs`, shortest first, [`MODEL_BATCH`] to a model call, and answers each
+/// job as soon as its last text is done: short prompts need not wait for the batch's long ones.
+fn embed_jobs(model: &mut TextEmbedding, jobs: Vec<Job>) {
+    let mut texts: Vec<(usize, usize, String)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::with_capacity(jobs.len());
+    for (job_index, job) in jobs.into_iter().enumerate() {
+        pending.push(Pending {
+            embeddings: vec![None; job.texts.len()],
+            left: job.texts.len(),
+            reply: Some(job.reply),
+        });
+        texts.extend(
+            (job.texts.into_iter().enumerate()).map(|(position, text)| (job_index, position, text)),
+        );
+    }
+    texts.sort_by_key(|(_, _, text)| text.len());
+    for call in texts.chunks(MODEL_BATCH) {
+        let inputs: Vec<&str> = call.iter().map(|(_, _, text)| text.as_str()).collect();
+        let embedded = match model_call(model, &inputs) {
+            Ok(embedded) if embedded.len() == inputs.len() => embedded,
+            outcome => {
+                let err = outcome.err().unwrap_or_else(|| {
+                    EmbedError::Inference("the model returned too few embeddings".into())
+                });
+                // One failed call fails every job still waiting, as a failed batch always has.
+                for reply in pending.iter_mut().filter_map(|p| p.reply.take()) {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                return;
+            }
+        };
+        for ((job_index, position, _), embedding) in call.iter().zip(embedded) {
+            let job = &mut pending[*job_index];
+            job.embeddings[*position] = Some(embedding);
+            job.left -= 1;
+            if job.left == 0 {
+                if let Some(reply) = job.reply.take() {
+                    let _ = reply.send(Ok(job.embeddings.drain(..).flatten().collect()));
+                }
+            }
         }
     }
 }
 
-fn embed_batch(
-    model: &mut TextEmbedding,
-    texts: &[&str],
-    max_batch: usize,
-) -> Result<Vec<Embedding>, EmbedError> {
+fn model_call(model: &mut TextEmbedding, texts: &[&str]) -> Result<Vec<Embedding>, EmbedError> {
     // A panic inside the runtime must not take the worker (and every later request) down.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let vectors = model
-            .embed(texts, Some(max_batch))
+            .embed(texts, Some(MODEL_BATCH))
             .map_err(|e| EmbedError::Inference(e.to_string()))?;
         texts
             .iter()
@@ -335,8 +407,7 @@ mod tests {
     use super::*;
 
     fn embedder() -> Embedder {
-        Embedder::start(&crate::config::default_assets_dir(), 2, 32)
-            .expect("model assets (run scripts/setup.sh)")
+        Embedder::start(&EmbedConfig::default()).expect("model assets (run scripts/setup.sh)")
     }
 
     #[tokio::test]
@@ -405,12 +476,67 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_batch_of_mixed_lengths_comes_back_in_the_order_sent() {
+        let e = embedder();
+        let texts: Vec<String> = [
+            "What is the refund policy for orders shipped to Canada after the holiday season ends?",
+            "Hi",
+            "How do I reset my password?",
+            "Which plants are toxic to cats and dogs, and what should I do if my pet eats one?",
+            "Track order 48213",
+            "Why won't my dishwasher drain?",
+        ]
+        .map(String::from)
+        .to_vec();
+        let together = e.embed(texts.clone()).await.unwrap();
+        for (text, batched) in texts.into_iter().zip(together) {
+            let alone = e.embed(vec![text.clone()]).await.unwrap();
+            let agreement = similarity(&alone[0].vector, &batched.vector);
+            assert!(agreement > 0.99, "{text:?}: {agreement} against itself");
+        }
+    }
+
+    #[test]
+    fn the_worker_runs_at_the_configured_niceness() {
+        let config = EmbedConfig {
+            niceness: 7,
+            ..EmbedConfig::default()
+        };
+        let _e = Embedder::start(&config).expect("model assets (run scripts/setup.sh)");
+        let worker_nice = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| {
+                let path = task.ok()?.path();
+                let name = std::fs::read_to_string(path.join("comm")).ok()?;
+                (name.trim() == "cachet-embed").then(|| {
+                    let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+                    let after_name = stat.rsplit_once(')').unwrap().1;
+                    // Field 19 of stat; 17 fields follow the name before it.
+                    after_name
+                        .split_whitespace()
+                        .nth(16)
+                        .unwrap()
+                        .parse::<i32>()
+                        .unwrap()
+                })
+            })
+            .collect::<Vec<_>>();
+        // Other tests' embedders (at niceness 0) may run in this process too; nothing but this
+        // one asks for 7.
+        assert!(
+            worker_nice.contains(&7),
+            "cachet-embed threads at {worker_nice:?}"
+        );
+    }
+
     #[test]
     fn missing_assets_say_how_to_fix_it() {
-        let err = Embedder::start(Path::new("/nonexistent"), 1, 1)
-            .err()
-            .unwrap()
-            .to_string();
+        let config = EmbedConfig {
+            assets_dir: "/nonexistent".into(),
+            ..EmbedConfig::default()
+        };
+        let err = Embedder::start(&config).err().unwrap().to_string();
         assert!(err.contains("scripts/setup.sh"), "{err}");
     }
 }
