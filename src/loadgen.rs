@@ -63,6 +63,8 @@ pub enum LoadgenError {
     NotReady(String, Duration),
     #[error("--mix `{text}`: {message}")]
     Mix { text: String, message: String },
+    #[error("the embedding baseline: {0}")]
+    Embed(#[from] crate::embed::EmbedError),
     #[error("{0}")]
     Settings(String),
     #[error(transparent)]
@@ -175,6 +177,11 @@ pub struct Settings {
     pub store_concurrency: usize,
     /// Client-side deadline of every call.
     pub timeout: Duration,
+    /// Before the runs, time the bare embedding in this process (same model, default settings)
+    /// on the same texts, so the runs can be read as ratios of it.
+    pub embed_baseline: bool,
+    /// The sidecar's process id, to read its CPU time around each run (Linux, same machine).
+    pub sidecar_pid: Option<u32>,
 }
 
 impl Settings {
@@ -682,6 +689,10 @@ pub struct RunReport {
     pub first_error: Option<String>,
     /// By what each request was meant to test.
     pub intended: Vec<Outcomes>,
+    /// CPU time per request, which unlike latency does not depend on what else the machine
+    /// runs: the sidecar's (with `--sidecar-pid`) and this client's own.
+    pub sidecar_cpu_ms_per_request: Option<f64>,
+    pub client_cpu_ms_per_request: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -724,7 +735,61 @@ pub struct Report {
     pub latency_note: &'static str,
     /// Client-side prost encode + decode of one Lookup request and response, in microseconds.
     pub client_codec_us: f64,
+    pub embed_baseline: Option<EmbedBaseline>,
     pub runs: Vec<RunReport>,
+}
+
+/// The bare embedding of the workload's paraphrases, in this process with the model's default
+/// settings, measured before the runs while the sidecar is idle.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct EmbedBaseline {
+    /// One prompt at a time.
+    pub one_prompt: Latency,
+    /// Batches of `embed.max_batch` prompts, back to back.
+    pub batched_prompts_per_sec: f64,
+    /// CPU time per prompt in those batches: the sidecar can do no better per lookup that
+    /// needs an embedding.
+    pub batched_cpu_ms_per_prompt: Option<f64>,
+}
+
+/// Prompts timed one at a time, and in batches, for the baseline.
+const BASELINE_SINGLES: usize = 64;
+const BASELINE_BATCHED: usize = 256;
+
+/// Times the bare embedding of the workload's paraphrase texts (see [`EmbedBaseline`]).
+async fn embed_baseline(workload: &Workload) -> Result<EmbedBaseline, LoadgenError> {
+    let config = crate::config::EmbedConfig::default();
+    let embedder = crate::embed::Embedder::start(&config)?;
+    let texts: Vec<String> = workload
+        .pairs
+        .iter()
+        .map(|(_, b)| b.clone())
+        .cycle()
+        .take(BASELINE_BATCHED)
+        .collect();
+    // Warm the runtime up first, as the sidecar's warm-up does.
+    embedder
+        .embed(texts[..config.max_batch.min(texts.len())].to_vec())
+        .await?;
+    let mut singles = Vec::with_capacity(BASELINE_SINGLES);
+    for text in texts.iter().take(BASELINE_SINGLES) {
+        let started = Instant::now();
+        embedder.embed(vec![text.clone()]).await?;
+        singles.push(started.elapsed());
+    }
+    let (started, cpu_before) = (Instant::now(), process_cpu(std::process::id()));
+    for batch in texts.chunks(config.max_batch) {
+        embedder.embed(batch.to_vec()).await?;
+    }
+    Ok(EmbedBaseline {
+        one_prompt: Latency::of(singles),
+        batched_prompts_per_sec: texts.len() as f64 / started.elapsed().as_secs_f64(),
+        batched_cpu_ms_per_prompt: cpu_ms_per(
+            cpu_before,
+            process_cpu(std::process::id()),
+            texts.len(),
+        ),
+    })
 }
 
 /// What `--fill` did.
@@ -955,10 +1020,32 @@ async fn run_level(
         .collect();
 
     let load_average_before = load_average();
+    let sidecar_before = settings.sidecar_pid.and_then(process_cpu);
+    let client_before = process_cpu(std::process::id());
     let (samples, wall) = lookup_all(client, planned, concurrency, settings.timeout).await;
+    let sidecar_after = settings.sidecar_pid.and_then(process_cpu);
+    let client_after = process_cpu(std::process::id());
     let mut report = summarise(samples, wall, concurrency, warm.len(), warm_secs);
     report.load_average_before = load_average_before;
+    report.sidecar_cpu_ms_per_request = cpu_ms_per(sidecar_before, sidecar_after, report.requests);
+    report.client_cpu_ms_per_request = cpu_ms_per(client_before, client_after, report.requests);
     Ok(report)
+}
+
+/// User + system CPU time of a process so far (Linux: `/proc/PID/stat`, in clock ticks).
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its ')' are plain.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
+
+fn cpu_ms_per(before: Option<Duration>, after: Option<Duration>, count: usize) -> Option<f64> {
+    let spent = after?.checked_sub(before?)?;
+    (count > 0).then(|| spent.as_secs_f64() * 1000.0 / count as f64)
 }
 
 fn summarise(
@@ -1025,6 +1112,8 @@ fn summarise(
             .first()
             .map(|e| format!("{:?}: {}", e.code(), e.message())),
         intended,
+        sidecar_cpu_ms_per_request: None,
+        client_cpu_ms_per_request: None,
     }
 }
 
@@ -1100,7 +1189,7 @@ fn header(settings: &Settings, machine: &Machine, workload: &Workload) -> String
     out
 }
 
-fn table(run: &RunReport) -> String {
+fn table(run: &RunReport, baseline: Option<&EmbedBaseline>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -1148,6 +1237,32 @@ fn table(run: &RunReport) -> String {
             100.0 * o.hit_rate
         );
     }
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3} ms"));
+    let _ = writeln!(
+        out,
+        "  CPU per lookup: sidecar {}, client {}",
+        ms(run.sidecar_cpu_ms_per_request),
+        ms(run.client_cpu_ms_per_request)
+    );
+    if let Some(b) = baseline {
+        let _ = writeln!(
+            out,
+            "  vs bare embedding: hit_semantic p50 = {:.2} x one prompt; throughput = {:.0}% of batched",
+            run.semantic.p50_ms / b.one_prompt.p50_ms,
+            100.0 * run.throughput_rps / b.batched_prompts_per_sec
+        );
+        if let (Some(sidecar), Some(embed)) =
+            (run.sidecar_cpu_ms_per_request, b.batched_cpu_ms_per_prompt)
+        {
+            // On cores of its own, throughput is cores / CPU per lookup, whatever the load here.
+            let _ = writeln!(
+                out,
+                "  by CPU time: the sidecar spends {:.0}% of a batched embedding's CPU per lookup (throughput {:.0}% of embedding-bound)",
+                100.0 * sidecar / embed,
+                100.0 * embed / sidecar
+            );
+        }
+    }
     if let Some(err) = &run.first_error {
         let _ = writeln!(out, "  first error: {err}");
     }
@@ -1174,10 +1289,25 @@ pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<Report, Loa
     println!(
         "client:   prost encode+decode of one Lookup request and response takes {client_codec_us:.2} µs (included in the latencies)"
     );
+    let baseline = if settings.embed_baseline {
+        let baseline = embed_baseline(&workload).await?;
+        println!(
+            "baseline: bare embedding in this process: one prompt p50 {:.2} ms, p99 {:.2} ms; batches of 32: {:.1} prompts/s, {} CPU a prompt",
+            baseline.one_prompt.p50_ms,
+            baseline.one_prompt.p99_ms,
+            baseline.batched_prompts_per_sec,
+            baseline
+                .batched_cpu_ms_per_prompt
+                .map_or("-".to_string(), |v| format!("{v:.2} ms"))
+        );
+        Some(baseline)
+    } else {
+        None
+    };
     let mut runs = Vec::new();
     for (round, &concurrency) in settings.concurrency.iter().enumerate() {
         let report = run_level(&client, settings, &workload, round, concurrency).await?;
-        print!("{}", table(&report));
+        print!("{}", table(&report, baseline.as_ref()));
         runs.push(report);
     }
     let report = Report {
@@ -1186,6 +1316,7 @@ pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<Report, Loa
         workload: workload.source,
         latency_note: LATENCY_NOTE,
         client_codec_us,
+        embed_baseline: baseline,
         runs,
     };
     if let Some(path) = json {

@@ -154,6 +154,14 @@ enum Command {
         /// Client-side deadline of every call, in seconds.
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
+        /// First time the bare embedding of the same texts in this process (the model from
+        /// CACHET_ASSETS_DIR, default settings), and report each run as ratios of it.
+        #[arg(long)]
+        embed_baseline: bool,
+        /// Process id of the sidecar (on this machine): its CPU time per lookup is reported,
+        /// which a loaded machine does not distort as it does latency.
+        #[arg(long)]
+        sidecar_pid: Option<u32>,
     },
 }
 
@@ -370,6 +378,8 @@ async fn main() -> anyhow::Result<()> {
             plan_out,
             store_concurrency,
             timeout_secs,
+            embed_baseline,
+            sidecar_pid,
         } => {
             let settings = cachet::loadgen::Settings {
                 endpoint,
@@ -381,6 +391,8 @@ async fn main() -> anyhow::Result<()> {
                 mix,
                 store_concurrency,
                 timeout: Duration::from_secs(timeout_secs),
+                embed_baseline,
+                sidecar_pid,
             };
             match (fill, plan_out) {
                 (_, Some(path)) => {

@@ -40,7 +40,7 @@ addr="$(sed -n 's/^cachet: listening on //p' "$out/serve.out")"
 [ -n "$addr" ] || { echo "the sidecar did not start; see $out/serve.log" >&2; exit 1; }
 
 echo "== cachet (over gRPC, fresh sidecar at $addr)"
-"$bin" bench "${args[@]}" --endpoint "http://$addr" --json "$out/cachet.json"
+"$bin" bench "${args[@]}" --endpoint "http://$addr" --sidecar-pid "$pid" --json "$out/cachet.json"
 echo "== GPTCache (in-process, same plan)"
 "$venv/bin/python" benches/gptcache/peer.py --plan "$out/plan.json" --assets "$assets" \
   --json "$out/gptcache.json"
