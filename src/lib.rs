@@ -31,6 +31,7 @@ pub mod loadgen;
 pub mod meter;
 pub mod metrics;
 pub mod operate;
+pub mod pair_vectors;
 pub mod pairs;
 pub mod proto;
 pub mod router;

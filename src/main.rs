@@ -76,6 +76,18 @@ enum Command {
         #[arg(long, env = "CACHET_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
     },
+    /// Embed labelled pairs with the product's own model and write the vectors, labels and
+    /// guard verdicts (PREFIX.f32, PREFIX.jsonl), for training the match scorer.
+    EmbedPairs {
+        /// JSONL of labelled pairs; .gz allowed.
+        #[arg(long)]
+        pairs: PathBuf,
+        /// Output path prefix.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, env = "CACHET_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Showback: usage, spend and savings per department, workflow, job and model (admin).
     Report {
         #[arg(long, default_value = "http://127.0.0.1:50052")]
@@ -300,6 +312,20 @@ async fn main() -> anyhow::Result<()> {
                 apply_to,
             };
             cachet::tune::run(&settings).await?;
+        }
+        Command::EmbedPairs { pairs, out, config } => {
+            let config =
+                cachet::config::Config::load(config.as_deref()).context("invalid configuration")?;
+            let embedder = cachet::embed::Embedder::start(
+                &config.embed.assets_dir,
+                config.embed.threads,
+                config.embed.max_batch,
+            )?;
+            let written = cachet::pair_vectors::run(&embedder, &pairs, &out).await?;
+            println!(
+                "{written} pairs embedded into {}.{{f32,jsonl}}",
+                out.display()
+            );
         }
         Command::Report {
             endpoint,

@@ -275,3 +275,86 @@ async fn the_threshold_is_set_at_run_time_and_kept_across_restarts() {
         "0 restores the configured threshold"
     );
 }
+
+/// `cachet embed-pairs` writes the vectors the matching path compares (for training and
+/// checking the match scorer offline): real model, each side's last message, guard verdicts.
+#[test]
+fn embed_pairs_writes_the_products_vectors_and_guard_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.jsonl");
+    std::fs::write(
+        &pairs,
+        concat!(
+            r#"{"a": "How do I reset my password?", "b": "How can I reset my password?", "same_answer": true, "category": "paraphrase", "split": "tune"}"#,
+            "\n",
+            r#"{"a": "Where is my order 48213?", "b": "Where is my order 48231?", "same_answer": false, "category": "identifier"}"#,
+            "\n",
+            r#"{"a": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "  How do I reset my password?"}], "b": "Where is my order 48213?", "same_answer": false, "category": "unrelated"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let prefix = dir.path().join("out");
+    let run = |pairs: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
+            .args(["embed-pairs", "--pairs"])
+            .arg(pairs)
+            .arg("--out")
+            .arg(&prefix)
+            .output()
+            .unwrap()
+    };
+    let out = run(&pairs);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bytes = std::fs::read(dir.path().join("out.f32")).unwrap();
+    let floats: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let dims = cachet::embed::DIMENSIONS;
+    assert_eq!(floats.len(), 3 * 2 * dims);
+    let side = |pair: usize, side: usize| &floats[(pair * 2 + side) * dims..][..dims];
+    for pair in 0..3 {
+        for s in 0..2 {
+            let norm: f32 = side(pair, s).iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!(
+                (norm - 1.0).abs() < 1e-3,
+                "pair {pair} side {s}: norm {norm}"
+            );
+        }
+    }
+    // A chat is embedded by its last message, trimmed, as the matching path does.
+    assert_eq!(side(2, 0), side(0, 0));
+    assert_eq!(side(2, 1), side(1, 0));
+    let paraphrase = cachet::embed::similarity(side(0, 0), side(0, 1));
+    assert!(paraphrase > 0.8, "paraphrase cosine {paraphrase}");
+
+    let info: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(info.len(), 3);
+    assert_eq!(info[0]["same_answer"], true);
+    assert_eq!(info[0]["split"], "tune");
+    assert!(info[0]["guard"].is_null(), "{}", info[0]);
+    assert_eq!(info[1]["guard"], "quantities");
+    assert_eq!(info[1]["category"], "identifier");
+
+    // A malformed pairs file is refused with its line named.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"a\": \"x\", \"b\": \"y\", \"same_answer\": true}\n{\"a\": \"x\"}\n",
+    )
+    .unwrap();
+    let out = run(&bad);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.jsonl:2"), "{stderr}");
+}
