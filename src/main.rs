@@ -316,11 +316,7 @@ async fn main() -> anyhow::Result<()> {
         Command::EmbedPairs { pairs, out, config } => {
             let config =
                 cachet::config::Config::load(config.as_deref()).context("invalid configuration")?;
-            let embedder = cachet::embed::Embedder::start(
-                &config.embed.assets_dir,
-                config.embed.threads,
-                config.embed.max_batch,
-            )?;
+            let embedder = cachet::embed::Embedder::start(&config.embed)?;
             let written = cachet::pair_vectors::run(&embedder, &pairs, &out).await?;
             println!(
                 "{written} pairs embedded into {}.{{f32,jsonl}}",
