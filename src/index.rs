@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,20 @@ struct ScopeIndex {
 }
 
 impl ScopeIndex {
+    /// The gate guards no data, only the graph's stillness, so a panic that once held it leaves
+    /// nothing inconsistent behind: it must not stop every later insert.
+    fn shared_gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.write_gate
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn exclusive_gate(&self) -> RwLockWriteGuard<'_, ()> {
+        self.write_gate
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn empty(expected: usize) -> Self {
         Self::from_graph(Hnsw::new(
             MAX_CONNECTIONS,
@@ -88,7 +102,7 @@ impl ScopeIndex {
     }
 
     fn insert(&self, id: EntryId, vector: &[f32]) {
-        let _shared = self.write_gate.read().expect("gate poisoned");
+        let _shared = self.shared_gate();
         self.graph.insert_slice((vector, id as usize));
         self.changes.fetch_add(1, Ordering::Relaxed);
     }
@@ -114,6 +128,10 @@ struct CheckpointRecord {
 pub struct IndexSet {
     dir: PathBuf,
     scopes: RwLock<HashMap<ScopeKey, Arc<ScopeIndex>>>,
+    /// One checkpoint at a time: two would pick the same generation folder for a scope, and
+    /// one would delete it under the other's dump (the periodic checkpointer and a compaction's
+    /// checkpoint can otherwise meet).
+    checkpointing: Mutex<()>,
 }
 
 /// What loading found, for the start-up log and tests.
@@ -141,6 +159,7 @@ impl IndexSet {
             Self {
                 dir: dir.to_path_buf(),
                 scopes: RwLock::new(scopes),
+                checkpointing: Mutex::new(()),
             },
             report,
         ))
@@ -223,7 +242,7 @@ impl IndexSet {
             .collect();
         let mut dropped = 0;
         for (scope, old) in scopes {
-            let _no_inserts = old.write_gate.write().expect("gate poisoned");
+            let _no_inserts = old.exclusive_gate();
             let members = store.scope_members(&scope)?;
             let fresh = ScopeIndex::empty(members.len());
             insert_from_store(&fresh, store, &members)?;
@@ -259,6 +278,10 @@ impl IndexSet {
     /// Writes a checkpoint of every scope that changed since its last one. Returns how many
     /// were written.
     pub fn checkpoint(&self, store: &Store) -> Result<usize, IndexError> {
+        let _one_at_a_time = self
+            .checkpointing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let changed: Vec<(ScopeKey, Arc<ScopeIndex>)> = self
             .scopes
             .read()
@@ -309,17 +332,7 @@ fn checkpoint_scope(
         std::fs::remove_dir_all(&target).map_err(|e| checkpoint_error(&target, e))?;
     }
     std::fs::create_dir_all(&target).map_err(|e| checkpoint_error(&target, e))?;
-    let (basename, points) = {
-        let _exclusive = index.write_gate.write().expect("gate poisoned");
-        let changes = index.changes.swap(0, Ordering::Relaxed);
-        match index.graph.file_dump(&target, GRAPH_BASENAME) {
-            Ok(name) => (name, index.graph.get_nb_point()),
-            Err(e) => {
-                index.changes.fetch_add(changes, Ordering::Relaxed);
-                return Err(checkpoint_error(&target, e));
-            }
-        }
-    };
+    let (basename, points) = dump_graph(index, &target)?;
     sync_dir_contents(&target)?;
     let record = CheckpointRecord {
         generation,
@@ -333,6 +346,29 @@ fn checkpoint_scope(
     store.flush()?;
     remove_other_generations(dir, scope, generation);
     Ok(())
+}
+
+/// Writes the graph's files into `target` while inserts wait. Returns their basename and the
+/// points dumped.
+fn dump_graph(index: &ScopeIndex, target: &Path) -> Result<(String, usize), IndexError> {
+    let _exclusive = index.exclusive_gate();
+    let changes = index.changes.swap(0, Ordering::Relaxed);
+    // hnsw_rs panics when it cannot create its files; that is an I/O error like any other.
+    let dumped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        index
+            .graph
+            .file_dump(target, GRAPH_BASENAME)
+            .map_err(|e| e.to_string())
+    }))
+    .unwrap_or_else(|_| Err("the graph dump panicked: its files could not be created".into()));
+    match dumped {
+        Ok(name) => Ok((name, index.graph.get_nb_point())),
+        Err(e) => {
+            // Still to be written at the next round.
+            index.changes.fetch_add(changes, Ordering::Relaxed);
+            Err(checkpoint_error(target, e))
+        }
+    }
 }
 
 fn sync_dir_contents(dir: &Path) -> Result<(), IndexError> {
@@ -557,6 +593,59 @@ mod tests {
             index.search(&other, &unit(1), 1, 64).is_empty(),
             "scopes are separate"
         );
+    }
+
+    #[test]
+    fn checkpoints_from_two_threads_never_fail_and_leave_a_loadable_graph() {
+        let dir = tempfile::tempdir().unwrap();
+        let scope = ScopeKey([6; 16]);
+        let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).unwrap();
+        let index_dir = dir.path().join("index");
+        let (index, _) = IndexSet::load(&index_dir, &store).unwrap();
+        std::thread::scope(|s| {
+            for thread in 0..2u64 {
+                let (index, store) = (&index, &store);
+                s.spawn(move || {
+                    for n in 0..40 {
+                        let n = thread * 1_000 + n;
+                        let id = store_entry(store, scope, n);
+                        index.insert(&scope, id, &unit(n));
+                        index.checkpoint(store).expect("checkpoint");
+                    }
+                });
+            }
+        });
+        store.flush().unwrap();
+        drop(index);
+        let (index, report) = IndexSet::load(&index_dir, &store).unwrap();
+        assert_eq!((report.from_checkpoint, report.rebuilt), (1, 0));
+        assert_eq!(index.points(&scope), 80);
+    }
+
+    #[test]
+    fn a_failed_dump_is_an_error_and_inserts_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let scope = ScopeKey([4; 16]);
+        let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).unwrap();
+        let (index, _) = IndexSet::load(&dir.path().join("index"), &store).unwrap();
+        let id = store_entry(&store, scope, 1);
+        index.insert(&scope, id, &unit(1));
+        let scope_index = index.scope(&scope).unwrap();
+        // A folder where the graph file should go: hnsw_rs panics when it cannot create it.
+        let target = dir.path().join("blocked");
+        std::fs::create_dir_all(target.join(format!("{GRAPH_BASENAME}.hnsw.graph"))).unwrap();
+        let dumped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            dump_graph(&scope_index, &target)
+        }));
+        assert!(
+            matches!(dumped, Ok(Err(IndexError::Checkpoint { .. }))),
+            "{dumped:?}"
+        );
+        assert_eq!(scope_index.changes.load(Ordering::Relaxed), 1, "still owed");
+        let id = store_entry(&store, scope, 2);
+        index.insert(&scope, id, &unit(2));
+        assert_eq!(index.search(&scope, &unit(2), 1, 64)[0].id, id);
+        assert_eq!(index.checkpoint(&store).unwrap(), 1);
     }
 
     #[test]
