@@ -76,6 +76,14 @@ pub fn conflict(a: &str, b: &str) -> Option<Family> {
     conflict_in(&Text::new(a), &Text::new(b))
 }
 
+/// Runs `differ` on the texts with their asides left out (see [`Text::without_chatter`]), for
+/// families whose cue words are everywhere in chatter ("my dog is barking", "hadn't thought
+/// of that"): whose and whether matter in what is asked, not in what is said beside it.
+fn ignoring_chatter(a: &Text, b: &Text, differ: fn(&Text, &Text) -> bool) -> bool {
+    let (lean_a, lean_b) = (a.without_chatter(b), b.without_chatter(a));
+    differ(lean_a.as_ref().unwrap_or(a), lean_b.as_ref().unwrap_or(b))
+}
+
 /// As [`conflict`], for texts already cut into words.
 pub fn conflict_in(a: &Text, b: &Text) -> Option<Family> {
     FAMILIES

@@ -189,8 +189,12 @@ const TIMES_OF_DAY: &[&str] = &[
 ];
 
 /// Conflict when the texts are about different owners (both say whose), different people,
-/// different periods, or one is about everything and the other is not.
+/// different periods, or one is about everything and the other is not; asides left out.
 pub fn differ(a: &Text, b: &Text) -> bool {
+    super::ignoring_chatter(a, b, differ_in)
+}
+
+fn differ_in(a: &Text, b: &Text) -> bool {
     let (oa, ob) = (owners(a), owners(b));
     (!oa.is_empty() && !ob.is_empty() && oa != ob)
         || beneficiaries(a) != beneficiaries(b)
@@ -256,6 +260,27 @@ mod tests {
         assert!(!d(
             "How do I contact customer support?",
             "How do I reach support?"
+        ));
+    }
+
+    #[test]
+    fn asides_do_not_set_the_scope() {
+        assert!(!d(
+            "Hold on, my cat just knocked a glass over. Where can I recycle batteries?",
+            "Where can I recycle batteries?"
+        ));
+        assert!(!d(
+            "Cheers, you saved my weekend last time! Which plug does my kettle need?",
+            "Which plug does my kettle need?"
+        ));
+        // Whose the question is, said in a sentence of its own, is not an aside.
+        assert!(d(
+            "Where can I renew a passport? It's for my daughter.",
+            "Where can I renew a passport?"
+        ));
+        assert!(d(
+            "My husband lost his passport. Where can he renew it?",
+            "I lost my passport. Where can I renew it?"
         ));
     }
 }

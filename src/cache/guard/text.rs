@@ -12,12 +12,16 @@ pub struct Word {
     /// Written like a name: capitalised away from the start of a sentence, an inner capital
     /// ("iPhone"), or an acronym ("AWS").
     pub name_like: bool,
+    /// Which sentence of the text the word is in, counting from 0.
+    pub sentence: usize,
 }
 
 /// The words of a text, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Text {
     pub words: Vec<Word>,
+    /// Per sentence, whether it ends with a question mark.
+    questions: Vec<bool>,
     /// The same words as sets, for the many membership questions the families ask.
     lowers: HashSet<String>,
     stems: HashSet<String>,
@@ -27,9 +31,14 @@ pub struct Text {
 impl Text {
     pub fn new(text: &str) -> Self {
         let mut words = Vec::new();
+        let mut questions = vec![false];
         let mut sentence_start = true;
         for raw in canonical_times(split_tokens(text)) {
             if raw == "." || raw == "!" || raw == "?" || raw == ":" || raw == "\n" {
+                if !sentence_start {
+                    *questions.last_mut().expect("one sentence at least") = raw == "?";
+                    questions.push(false);
+                }
                 sentence_start = true;
                 continue;
             }
@@ -39,11 +48,17 @@ impl Text {
                     stem: stem(&lower),
                     lower,
                     name_like,
+                    sentence: questions.len() - 1,
                 });
             }
             sentence_start = false;
         }
+        Self::from_words(words, questions)
+    }
+
+    fn from_words(words: Vec<Word>, questions: Vec<bool>) -> Self {
         Self {
+            questions,
             lowers: words.iter().map(|w| w.lower.clone()).collect(),
             stems: words.iter().map(|w| w.stem.clone()).collect(),
             bigrams: words
@@ -52,6 +67,57 @@ impl Text {
                 .collect(),
             words,
         }
+    }
+
+    /// Whether the word at `index` opens its sentence.
+    pub fn opens_sentence(&self, index: usize) -> bool {
+        index == 0 || self.words[index - 1].sentence != self.words[index].sentence
+    }
+
+    /// Whether the sentence numbered `sentence` ends with a question mark.
+    pub fn is_question(&self, sentence: usize) -> bool {
+        self.questions.get(sentence).copied().unwrap_or(false)
+    }
+
+    /// The text without its chatter: the sentences that ask nothing and share no content word
+    /// with `other` ("Sorry, my dog is barking.", "Good call, hadn't thought of that."). Whose
+    /// or what such a sentence talks about is not what the question is about. A sentence that
+    /// says whom the question is for ("It's for my son.") is never chatter, and neither is a
+    /// text's only sentence or a text made only of such sentences.
+    pub fn without_chatter(&self, other: &Text) -> Option<Text> {
+        let sentences = self.words.last().map_or(0, |w| w.sentence + 1);
+        if sentences < 2 {
+            return None;
+        }
+        let chatter: Vec<usize> = (0..sentences)
+            .filter(|&s| !self.is_question(s) && self.is_aside(s, other))
+            .collect();
+        if chatter.is_empty() || chatter.len() == sentences {
+            return None;
+        }
+        let words = self
+            .words
+            .iter()
+            .filter(|w| !chatter.contains(&w.sentence))
+            .cloned()
+            .collect();
+        Some(Self::from_words(words, self.questions.clone()))
+    }
+
+    /// Whether sentence `s` has content words, shares none of them with `other`, and names no
+    /// one it is for. A bare "Yes." or "No." answers something: it is not an aside.
+    fn is_aside(&self, s: usize, other: &Text) -> bool {
+        let words: Vec<&Word> = self.words.iter().filter(|w| w.sentence == s).collect();
+        let for_someone = words
+            .windows(2)
+            .any(|w| w[0].lower == "for" && FOR_WHOM.contains(&w[1].lower.as_str()));
+        let mut content = words
+            .iter()
+            .filter(|w| w.lower.chars().count() > 2 && !FUNCTION_WORDS.contains(&w.lower.as_str()))
+            .peekable();
+        !for_someone
+            && content.peek().is_some()
+            && content.all(|w| !other.has(&w.lower) && !other.has_stem(&w.stem))
     }
 
     pub fn has(&self, lower: &str) -> bool {
@@ -72,6 +138,25 @@ impl Text {
         self.lowers.iter().chain(&self.stems)
     }
 }
+
+/// Words that say whom something is for, after "for": "for my son", "for her".
+const FOR_WHOM: &[&str] = &[
+    "my", "our", "your", "his", "her", "their", "him", "them", "us", "someone",
+];
+
+/// Words that carry no subject of their own: a sentence made of these and words the other
+/// text lacks is an aside.
+const FUNCTION_WORDS: &[&str] = &[
+    "the", "and", "but", "for", "with", "this", "that", "these", "those", "there", "here", "then",
+    "than", "just", "also", "too", "very", "really", "about", "from", "into", "onto", "what",
+    "which", "who", "when", "where", "why", "how", "can", "could", "would", "should", "will",
+    "shall", "may", "might", "must", "does", "did", "have", "has", "had", "was", "were", "are",
+    "been", "being", "not", "you", "your", "yours", "she", "her", "him", "his", "they", "them",
+    "their", "our", "ours", "its", "any", "all", "some", "one", "get", "got", "like", "know",
+    "think", "thought", "say", "says", "said", "want", "need", "make", "yes", "okay", "well",
+    "now", "still", "yet", "again", "anyway", "though", "mine", "myself", "thanks", "thank",
+    "please", "sorry",
+];
 
 /// Currency and percent signs: tokens of their own, read by the quantities family.
 const SYMBOLS: &[char] = &['$', '€', '£', '¥', '%'];
@@ -322,5 +407,38 @@ mod tests {
             words,
             ["is", "$", "3.50", "or", "3.50", "€", "5", "%", "enough"]
         );
+    }
+
+    #[test]
+    fn sentences_are_numbered_and_questions_known() {
+        let t = Text::new("Hi there! Is it raining? Tell me");
+        let sentences: Vec<usize> = t.words.iter().map(|w| w.sentence).collect();
+        assert_eq!(sentences, [0, 0, 1, 1, 1, 2, 2]);
+        assert!(!t.is_question(0) && t.is_question(1) && !t.is_question(2));
+        assert!(t.opens_sentence(2) && !t.opens_sentence(3));
+    }
+
+    #[test]
+    fn chatter_is_what_shares_nothing_and_asks_nothing() {
+        let other = Text::new("How do I descale my coffee machine?");
+        let lean = Text::new(
+            "Morning, the neighbours are drilling again. How do I descale my coffee machine?",
+        )
+        .without_chatter(&other)
+        .expect("the first sentence is an aside");
+        let words: Vec<&str> = lean.words.iter().map(|w| w.lower.as_str()).collect();
+        assert_eq!(
+            words,
+            ["how", "do", "i", "descale", "my", "coffee", "machine"]
+        );
+        // Sharing a word, asking, being the only sentence, or a bare "No." keep a sentence.
+        for text in [
+            "The coffee machine beeps. How do I descale it?",
+            "Is the neighbour drilling? How do I descale my coffee machine?",
+            "Morning, the neighbours are drilling again.",
+            "No. How do I descale my coffee machine?",
+        ] {
+            assert!(Text::new(text).without_chatter(&other).is_none(), "{text}");
+        }
     }
 }
