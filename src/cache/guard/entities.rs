@@ -491,7 +491,10 @@ fn mentions(text: &Text, vocabulary: &HashSet<String>, name: &str) -> bool {
         return true;
     }
     let long = name.chars().count() >= 6;
-    if long && vocabulary.iter().any(|w| within_one_edit(w, name)) {
+    if vocabulary
+        .iter()
+        .any(|w| (long && within_one_edit(w, name)) || derived(w, name))
+    {
         return true;
     }
     let letters: Vec<char> = name.chars().collect();
@@ -504,6 +507,25 @@ fn mentions(text: &Text, vocabulary: &HashSet<String>, name: &str) -> bool {
                     .iter()
                     .all(|w| w.name_like || w.lower.chars().count() > 3)
         })
+}
+
+/// Endings that make a people, a language or an adjective of a place's name.
+const DERIVING_ENDINGS: &[&str] = &[
+    "n", "an", "ian", "ns", "ans", "ians", "ese", "i", "is", "ic", "ish", "k", "ks", "ite", "ites",
+];
+
+/// Whether one word is derived from the other, a name of five letters or more: "India" /
+/// "Indian", "China" / "Chinese", "Greece" / "Greek". After their common beginning (four
+/// letters at least), one goes on with one of [`DERIVING_ENDINGS`] and the other with at most
+/// two letters ("Indiana" is not derived from "India", nor "Australian" from "Austrian").
+fn derived(a: &str, b: &str) -> bool {
+    if !(a.is_ascii() && b.is_ascii()) || a.len().min(b.len()) < 5 || a == b {
+        return false;
+    }
+    let shared = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let (rest_a, rest_b) = (&a[shared..], &b[shared..]);
+    let ends = |this: &str, that: &str| DERIVING_ENDINGS.contains(&this) && that.len() <= 2;
+    shared >= 4 && (ends(rest_a, rest_b) || ends(rest_b, rest_a))
 }
 
 /// True when `a` becomes `b` by at most one insertion, deletion, substitution or swap of
@@ -677,5 +699,28 @@ mod tests {
             "When is the library open on Sunday?",
             "library opening hours on Sundays"
         ));
+    }
+
+    #[test]
+    fn a_people_or_language_named_after_a_place_is_that_place() {
+        assert!(!d(
+            "What is the typical Kenyan breakfast?",
+            "What do people in Kenya eat for breakfast?"
+        ));
+        assert!(!d(
+            "Is Japanese cuisine healthy?",
+            "Is the cuisine of Japan healthy?"
+        ));
+        assert!(!d(
+            "Why is Greek yoghurt thick?",
+            "Why is yoghurt from Greece thick?"
+        ));
+        // A different place that begins alike, and a different people, still conflict.
+        assert!(d(
+            "What is the minimum wage in India?",
+            "What is the minimum wage in Indiana?"
+        ));
+        assert!(d("Is Austrian food spicy?", "Is Australian food spicy?"));
+        assert!(d("Do Canadians need a visa?", "Do Mexicans need a visa?"));
     }
 }
