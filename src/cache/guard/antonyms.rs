@@ -324,27 +324,41 @@ pub fn differ(a: &Text, b: &Text) -> bool {
         })
 }
 
-/// Which side(s) of which pairs a text has words from: pair index → (left, right).
+/// Which side(s) of which pairs a text has words from: pair index → (left, right). A word
+/// negated just before it counts for the other side: "didn't pass" is "failed", "not
+/// allowed" is "banned".
 fn sides(text: &Text) -> HashMap<usize, (bool, bool)> {
     let mut found: HashMap<usize, (bool, bool)> = HashMap::new();
-    let mut note = |key: &str| {
+    let mut note = |key: &str, negated: bool| {
         for &(pair, left) in CUES.get(key).into_iter().flatten() {
             let entry = found.entry(pair).or_default();
-            if left {
+            if left != negated {
                 entry.0 = true;
             } else {
                 entry.1 = true;
             }
         }
     };
-    for word in &text.words {
-        note(&word.lower);
-        note(&word.stem);
-    }
-    for pair in text.words.windows(2) {
-        note(&format!("{} {}", pair[0].lower, pair[1].lower));
+    let words = &text.words;
+    for (i, word) in words.iter().enumerate() {
+        let negated = !word.name_like && negated_at(text, i);
+        note(&word.lower, negated);
+        note(&word.stem, negated);
+        if let Some(next) = words.get(i + 1) {
+            note(&format!("{} {}", word.lower, next.lower), negated);
+        }
     }
     found
+}
+
+/// Whether the word at `i` comes right after "not" or "never" ("didn't pass"), or after "not
+/// be" ("should not be allowed"). Further away, the negation is of something else ("why
+/// don't South Indians use ...").
+fn negated_at(text: &Text, i: usize) -> bool {
+    let before = |back: usize| i.checked_sub(back).map(|at| text.words[at].lower.as_str());
+    let negation = |w: Option<&str>| matches!(w, Some("not" | "never"));
+    negation(before(1))
+        || (negation(before(2)) && matches!(before(1), Some("be" | "been" | "being")))
 }
 
 /// Every cue (as written, and its stem) → the pairs it belongs to, and on which side.
@@ -448,5 +462,15 @@ mod tests {
             "How do I reset my password?",
             "How can I reset my password?"
         ));
+    }
+
+    #[test]
+    fn a_negated_word_is_its_opposite() {
+        assert!(!d(
+            "My visa application was rejected.",
+            "My visa application was not accepted."
+        ));
+        assert!(!d("Smoking is banned here", "Smoking is not allowed here"));
+        assert!(d("Smoking is not banned here", "Smoking is banned here"));
     }
 }
