@@ -76,10 +76,11 @@ pub fn conflict(a: &str, b: &str) -> Option<Family> {
     conflict_in(&Text::new(a), &Text::new(b))
 }
 
-/// Runs `differ` on the texts with their asides left out (see [`Text::without_chatter`]), for
-/// families whose cue words are everywhere in chatter ("my dog is barking", "hadn't thought
-/// of that"): whose and whether matter in what is asked, not in what is said beside it.
-fn ignoring_chatter(a: &Text, b: &Text, differ: fn(&Text, &Text) -> bool) -> bool {
+/// Runs `differ` on the texts with their asides left out (see [`Text::without_chatter`]).
+/// Negation and scope read every text so, since their cue words are everywhere in chatter
+/// ("my dog is barking", "hadn't thought of that"); every family reads earlier turns so, where
+/// small talk ("Ugh, Mondays.") sits beside the facts the answer depends on.
+pub fn ignoring_chatter(a: &Text, b: &Text, differ: fn(&Text, &Text) -> bool) -> bool {
     let (lean_a, lean_b) = (a.without_chatter(b), b.without_chatter(a));
     differ(lean_a.as_ref().unwrap_or(a), lean_b.as_ref().unwrap_or(b))
 }
@@ -171,5 +172,40 @@ mod tests {
         for (a, b) in pairs {
             assert_eq!(conflict(a, b), None, "{a} / {b}");
         }
+    }
+
+    /// Earlier turns as the cache joins them: one "role: content" line per turn.
+    fn earlier_turns_conflict(a: &str, b: &str) -> Option<Family> {
+        let (a, b) = (Text::new(a), Text::new(b));
+        FAMILIES
+            .iter()
+            .find(|(family, differ)| {
+                family.reads_earlier_turns() && ignoring_chatter(&a, &b, *differ)
+            })
+            .map(|(family, _)| *family)
+    }
+
+    #[test]
+    fn small_talk_in_earlier_turns_is_not_a_detail() {
+        let plain = "user: The boiler shows fault F28 and the radiators are cold.\n\
+                     assistant: Is the gas supply on?";
+        let chatty = "user: Brr, Fridays in November. The boiler shows fault F28 and the \
+                      radiators are cold.\nassistant: Is the gas supply on?";
+        assert_eq!(earlier_turns_conflict(plain, chatty), None);
+        // A detail of the facts themselves changed still conflicts, chatter or not.
+        let other_fault = "user: Brr, Fridays in November. The boiler shows fault F22 and \
+                           the radiators are cold.\nassistant: Is the gas supply on?";
+        assert_eq!(
+            earlier_turns_conflict(plain, other_fault),
+            Some(Family::Quantities)
+        );
+        let other_day = "user: The boiler shows fault F28 since Friday and the radiators \
+                         are cold.\nassistant: Is the gas supply on?";
+        let same_day = "user: The boiler shows fault F28 since Monday and the radiators \
+                        are cold.\nassistant: Is the gas supply on?";
+        assert_eq!(
+            earlier_turns_conflict(other_day, same_day),
+            Some(Family::Calendar)
+        );
     }
 }
