@@ -166,16 +166,101 @@ fn canonical_marker(marker: &str) -> &str {
     }
 }
 
-/// "every evening" is a habit, not "all of them": a universal before a unit of time is not one.
-fn universal(text: &Text) -> bool {
-    text.words.iter().enumerate().any(|(i, w)| {
-        UNIVERSALS.contains(&w.lower.as_str())
-            && !text.words.get(i + 1).is_some_and(|n| {
-                [n.lower.as_str(), n.stem.as_str()]
-                    .iter()
-                    .any(|w| PERIOD_UNITS.contains(w) || TIMES_OF_DAY.contains(w))
+/// Phrases where "all" counts nothing: "what is it all about", "not at all", "first of all".
+const ALL_IDIOMS: &[&[&str]] = &[
+    &["all", "about"],
+    &["all", "the", "time"],
+    &["at", "all"],
+    &["first", "of", "all"],
+    &["most", "of", "all"],
+    &["best", "of", "all"],
+    &["after", "all"],
+    &["all", "over"],
+    &["all", "right"],
+    &["all", "in", "all"],
+    &["all", "along"],
+    &["once", "and", "for", "all"],
+];
+
+/// "every evening" is a habit, not "all of them": a universal before a unit of time is not one,
+/// and neither is "all" in an idiom ([`ALL_IDIOMS`]). Each universal comes with the position
+/// of the plural noun it counts, if one follows within three words ("all the lights").
+fn universals(text: &Text) -> Vec<Option<usize>> {
+    let lowers: Vec<&str> = text.words.iter().map(|w| w.lower.as_str()).collect();
+    let in_idiom = |i: usize| {
+        ALL_IDIOMS.iter().any(|idiom| {
+            idiom.iter().enumerate().any(|(at, word)| {
+                *word == "all"
+                    && i >= at
+                    && lowers.get(i - at..i - at + idiom.len()) == Some(*idiom)
             })
-    })
+        })
+    };
+    let words = &text.words;
+    (0..words.len())
+        .filter(|&i| {
+            UNIVERSALS.contains(&lowers[i])
+                && !in_idiom(i)
+                && !words.get(i + 1).is_some_and(|n| {
+                    [n.lower.as_str(), n.stem.as_str()]
+                        .iter()
+                        .any(|w| PERIOD_UNITS.contains(w) || TIMES_OF_DAY.contains(w))
+                })
+        })
+        .map(|i| {
+            (i + 1..(i + 4).min(words.len()))
+                .find(|&j| words[j].lower != words[j].stem && words[j].lower.ends_with('s'))
+        })
+        .collect()
+}
+
+/// Words that open a noun phrase: where "which ones" is said.
+const DETERMINERS: &[&str] = &[
+    "the", "a", "an", "all", "every", "each", "these", "those", "some", "any", "my", "your", "our",
+    "their", "his", "her", "its",
+];
+
+/// The words between a noun and the word that opens its phrase, and whose the phrase is
+/// ("my", "their"; `None` for "the", "all" or nothing): "all the oldest languages" and "the
+/// oldest languages" have the same ("oldest", no one's), "the living room lights" not.
+fn phrase(text: &Text, noun: usize) -> (Vec<&str>, Option<&str>) {
+    let words = &text.words;
+    let mut modifiers = Vec::new();
+    let mut at = noun;
+    while at > 0 && noun - at < 3 {
+        at -= 1;
+        let word = words[at].lower.as_str();
+        if DETERMINERS.contains(&word) {
+            let owner = POSSESSIVES.contains(&word) || word == "its";
+            return (modifiers, owner.then_some(word));
+        }
+        modifiers.push(word);
+    }
+    (modifiers, None)
+}
+
+/// Whether one text counts everything and the other does not. "All the lights" against "the
+/// lights" counts the same things: a universal over a plural that the other text names in the
+/// plural, with the same words before it and no one's else, changes nothing. Against "a light",
+/// "the living room lights" or "my lights" it does.
+fn universal_differs(a: &Text, b: &Text) -> bool {
+    let (ua, ub) = (universals(a), universals(b));
+    let narrows =
+        |all: &[Option<usize>], text: &Text, other: &Text| {
+            !all.iter().all(|noun| {
+                noun.is_some_and(|noun| {
+                    let counted = phrase(text, noun);
+                    other.words.iter().enumerate().any(|(j, w)| {
+                        w.lower == text.words[noun].lower && phrase(other, j) == counted
+                    })
+                })
+            })
+        };
+    match (ua.is_empty(), ub.is_empty()) {
+        (false, true) => narrows(&ua, a, b),
+        (true, false) => narrows(&ub, b, a),
+        _ => false,
+    }
 }
 
 const TIMES_OF_DAY: &[&str] = &[
@@ -199,7 +284,7 @@ fn differ_in(a: &Text, b: &Text) -> bool {
     (!oa.is_empty() && !ob.is_empty() && oa != ob)
         || beneficiaries(a) != beneficiaries(b)
         || periods(a) != periods(b)
-        || universal(a) != universal(b)
+        || universal_differs(a, b)
 }
 
 #[cfg(test)]
@@ -281,6 +366,41 @@ mod tests {
         assert!(d(
             "My husband lost his passport. Where can he renew it?",
             "I lost my passport. Where can I renew it?"
+        ));
+    }
+
+    #[test]
+    fn all_over_what_the_other_names_alike_is_the_same_scope() {
+        assert!(!d(
+            "Which are all the tallest mountains in Europe?",
+            "Which are the tallest mountains in Europe?"
+        ));
+        assert!(!d(
+            "Do airlines weigh all their carry-on bags?",
+            "Do airlines weigh their carry-on bags?"
+        ));
+        // Something else counted: one item, other words before it, someone's.
+        assert!(d("How do I archive all chats?", "How do I archive a chat?"));
+        assert!(d(
+            "Mute all the notifications on the phone.",
+            "Mute the calendar notifications on the phone."
+        ));
+        assert!(d("List all open invoices.", "List my open invoices."));
+    }
+
+    #[test]
+    fn all_in_an_idiom_counts_nothing() {
+        assert!(!d(
+            "What is compound interest all about?",
+            "What is compound interest?"
+        ));
+        assert!(!d(
+            "Why is my cat sneezing all the time?",
+            "Why is my cat sneezing?"
+        ));
+        assert!(d(
+            "Why are all my cats sneezing?",
+            "Why is my cat sneezing?"
         ));
     }
 }
