@@ -227,7 +227,14 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
             _ => (token.clone(), None),
         };
         let separate_suffix = suffix.is_none() && matches!(next.as_deref(), Some("am" | "pm"));
-        let suffix = suffix.or_else(|| separate_suffix.then(|| next.clone().unwrap_or_default()));
+        let part_of_day = if suffix.is_none() && !separate_suffix {
+            part_of_day(&tokens[i + 1..], parse_clock(&clock).map(|(hour, _)| hour))
+        } else {
+            None
+        };
+        let suffix = suffix
+            .or_else(|| separate_suffix.then(|| next.clone().unwrap_or_default()))
+            .or_else(|| part_of_day.map(|(suffix, _)| suffix.to_string()));
         match parse_clock(&clock) {
             Some((hour, minute)) if suffix.is_some() || clock.contains(':') => {
                 let hour = match suffix.as_deref() {
@@ -236,7 +243,11 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
                     _ => hour,
                 };
                 out.push(format!("{hour:02}:{minute:02}"));
-                i += if separate_suffix { 2 } else { 1 };
+                i += match part_of_day {
+                    Some((_, words)) => 1 + words,
+                    None if separate_suffix => 2,
+                    None => 1,
+                };
             }
             _ => {
                 out.push(tokens[i].clone());
@@ -245,6 +256,21 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
         }
     }
     out
+}
+
+/// "7 in the evening" is 7pm, "6 in the morning" 6am, "11 at night" 11pm: the suffix a part of
+/// the day after an hour (1 to 12) stands for, and how many words it takes.
+fn part_of_day(after: &[String], hour: Option<u32>) -> Option<(&'static str, usize)> {
+    let hour = hour.filter(|h| (1..=12).contains(h))?;
+    let words: Vec<String> = after.iter().take(3).map(|t| t.to_lowercase()).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["in", "the", "morning", ..] => Some(("am", 3)),
+        ["in", "the", "afternoon" | "evening", ..] => Some(("pm", 3)),
+        ["at", "night", ..] if hour >= 6 => Some(("pm", 2)),
+        ["at", "night", ..] => Some(("am", 2)),
+        _ => None,
+    }
 }
 
 fn parse_clock(text: &str) -> Option<(u32, u32)> {
@@ -397,6 +423,18 @@ mod tests {
         assert_eq!(times("at 21:00"), ["at", "21:00"]);
         assert_eq!(times("2:30pm or 12am"), ["14:30", "or", "00:00"]);
         assert_eq!(times("I am 9 years old"), ["i", "am", "9", "years", "old"]);
+        assert_eq!(times("at 7 in the evening"), ["at", "19:00"]);
+        assert_eq!(times("at 6:30 in the morning"), ["at", "06:30"]);
+        assert_eq!(times("11 at night or 2 at night"), ["23:00", "or", "02:00"]);
+        assert_eq!(
+            times("5 in the morning queue"),
+            ["05:00", "queue"],
+            "the words of the part of the day are the time's"
+        );
+        assert_eq!(
+            times("gate 14 in the evening"),
+            ["gate", "14", "in", "the", "evening"]
+        );
     }
 
     #[test]
