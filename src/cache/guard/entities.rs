@@ -587,7 +587,7 @@ fn qualifies_shared(name: &Name, names: &[Name], missing: &[&Name]) -> bool {
 }
 
 /// Conflict when either text names something the other never mentions, unless only one side
-/// adds names and each of them qualifies a name both share.
+/// adds names and each of them qualifies a name both share or is said in passing.
 pub fn differ(a: &Text, b: &Text) -> bool {
     let (names_a, names_b) = (names(a), names(b));
     if names_a.is_empty() && names_b.is_empty() {
@@ -595,13 +595,21 @@ pub fn differ(a: &Text, b: &Text) -> bool {
     }
     let missing_in_b = unmatched(a, &names_a, b, &names_b);
     let missing_in_a = unmatched(b, &names_b, a, &names_a);
-    let (names, missing) = match (missing_in_b.is_empty(), missing_in_a.is_empty()) {
+    let (text, names, missing) = match (missing_in_b.is_empty(), missing_in_a.is_empty()) {
         (true, true) => return false,
         (false, false) => return true,
-        (false, true) => (&names_a, &missing_in_b),
-        (true, false) => (&names_b, &missing_in_a),
+        (false, true) => (a, &names_a, &missing_in_b),
+        (true, false) => (b, &names_b, &missing_in_a),
     };
-    !missing.iter().all(|n| qualifies_shared(n, names, missing))
+    !missing
+        .iter()
+        .all(|n| qualifies_shared(n, names, missing) || said_in_passing(text, n))
+}
+
+/// Whether `name` is only a gloss of the text: in parentheses ("Seinfeld (TV series)") or in a
+/// heading before the question ("Travel in Peru: ...").
+fn said_in_passing(text: &Text, name: &Name) -> bool {
+    text.words[name.start..name.end].iter().all(|w| w.gloss)
 }
 
 #[cfg(test)]
@@ -722,5 +730,30 @@ mod tests {
         ));
         assert!(d("Is Austrian food spicy?", "Is Australian food spicy?"));
         assert!(d("Do Canadians need a visa?", "Do Mexicans need a visa?"));
+    }
+
+    #[test]
+    fn a_name_said_in_passing_is_an_added_gloss() {
+        assert!(!d(
+            "How do I mute a group chat (Telegram)?",
+            "How do I mute a group chat?"
+        ));
+        assert!(!d(
+            "Home Brewing: how long should beer ferment?",
+            "How long should beer ferment?"
+        ));
+        // A gloss that changes, or a name in the question itself, still conflicts.
+        assert!(d(
+            "How do I mute a group chat (Telegram)?",
+            "How do I mute a group chat (Signal)?"
+        ));
+        assert!(d(
+            "How do I mute a group chat in Telegram?",
+            "How do I mute a group chat?"
+        ));
+        assert!(d(
+            "Travel in Peru: do I need a visa?",
+            "Travel in Chile: do I need a visa?"
+        ));
     }
 }

@@ -14,6 +14,9 @@ pub struct Word {
     pub name_like: bool,
     /// Which sentence of the text the word is in, counting from 0.
     pub sentence: usize,
+    /// Said in passing: inside parentheses ("(TV series)"), or in a short heading the
+    /// question follows ("Travel in Peru: ...").
+    pub gloss: bool,
 }
 
 /// The words of a text, in order.
@@ -33,14 +36,26 @@ impl Text {
         let mut words = Vec::new();
         let mut questions = vec![false];
         let mut sentence_start = true;
+        let mut in_parentheses = false;
+        let mut heading = None;
         for raw in canonical_times(split_tokens(text)) {
-            if raw == "." || raw == "!" || raw == "?" || raw == ":" || raw == "\n" {
-                if !sentence_start {
-                    *questions.last_mut().expect("one sentence at least") = raw == "?";
-                    questions.push(false);
+            match raw.as_str() {
+                "(" | ")" => {
+                    in_parentheses = raw == "(";
+                    continue;
                 }
-                sentence_start = true;
-                continue;
+                "." | "!" | "?" | ":" | "\n" => {
+                    if !sentence_start {
+                        if questions.len() == 1 && raw == ":" {
+                            heading = Some(words.len());
+                        }
+                        *questions.last_mut().expect("one sentence at least") = raw == "?";
+                        questions.push(false);
+                    }
+                    sentence_start = true;
+                    continue;
+                }
+                _ => {}
             }
             for (lower, original) in expand_contraction(&raw) {
                 let name_like = looks_like_name(&original, sentence_start);
@@ -49,9 +64,16 @@ impl Text {
                     lower,
                     name_like,
                     sentence: questions.len() - 1,
+                    gloss: in_parentheses,
                 });
             }
             sentence_start = false;
+        }
+        // "Marathi poets: which is your best poem?": a heading of a few words, then a question.
+        if let Some(end) =
+            heading.filter(|&end| end <= MAX_HEADING && questions.get(1) == Some(&true))
+        {
+            words[..end].iter_mut().for_each(|w| w.gloss = true);
         }
         Self::from_words(words, questions)
     }
@@ -139,6 +161,9 @@ impl Text {
     }
 }
 
+/// The most words a heading before a question has ("Travel in Peru: ...").
+const MAX_HEADING: usize = 4;
+
 /// Words that say whom something is for, after "for": "for my son", "for her".
 const FOR_WHOM: &[&str] = &[
     "my", "our", "your", "his", "her", "their", "him", "them", "us", "someone",
@@ -182,7 +207,7 @@ fn split_tokens(text: &str) -> Vec<String> {
         if joining_hyphen {
             continue;
         }
-        if SYMBOLS.contains(&c) {
+        if SYMBOLS.contains(&c) || c == '(' || c == ')' {
             flush(&mut current, &mut tokens);
             tokens.push(c.to_string());
         } else if c.is_alphanumeric() || inner_point || apostrophe {
@@ -478,5 +503,28 @@ mod tests {
         ] {
             assert!(Text::new(text).without_chatter(&other).is_none(), "{text}");
         }
+    }
+
+    #[test]
+    fn parentheses_and_headings_are_glosses() {
+        let glosses = |s: &str| -> Vec<String> {
+            Text::new(s)
+                .words
+                .into_iter()
+                .filter(|w| w.gloss)
+                .map(|w| w.lower)
+                .collect()
+        };
+        assert_eq!(
+            glosses("Is it safe (for a puppy) to swim?"),
+            ["for", "a", "puppy"]
+        );
+        assert_eq!(
+            glosses("Garden Birds: why do robins sing at night?"),
+            ["garden", "birds"]
+        );
+        // Not a heading: too long, or no question after it.
+        assert!(glosses("The thing my landlord said last week: can he do that?").is_empty());
+        assert!(glosses("Note: the office is closed.").is_empty());
     }
 }
