@@ -341,6 +341,9 @@ fn sides(text: &Text) -> HashMap<usize, (bool, bool)> {
     };
     let words = &text.words;
     for (i, word) in words.iter().enumerate() {
+        if word.lower == "on" && !switched_on(text, i) {
+            continue;
+        }
         let negated = !word.name_like && negated_at(text, i);
         note(&word.lower, negated);
         note(&word.stem, negated);
@@ -349,6 +352,26 @@ fn sides(text: &Text) -> HashMap<usize, (bool, bool)> {
         }
     }
     found
+}
+
+/// Whether "on" at `i` means switched on ("turn on the heating", "is the heating on?") rather
+/// than where or when ("updates on Windows", "on my phone", "on Sundays"): after a verb that
+/// switches, or not before the thing it would place.
+fn switched_on(text: &Text, i: usize) -> bool {
+    const SWITCHING: &[&str] = &["turn", "switch", "put", "flip", "power", "log", "sign"];
+    const PLACED: &[&str] = &[
+        "the", "a", "an", "my", "your", "our", "their", "his", "her", "its", "this", "that",
+        "these", "those", "each", "every",
+    ];
+    let words = &text.words;
+    let after_switching = i > 0 && SWITCHING.contains(&words[i - 1].stem.as_str());
+    let placing = words.get(i + 1).is_some_and(|next| {
+        next.sentence == words[i].sentence
+            && (PLACED.contains(&next.lower.as_str())
+                || next.name_like
+                || next.lower.starts_with(|c: char| c.is_ascii_digit()))
+    });
+    after_switching || !placing
 }
 
 /// Whether the word at `i` comes right after "not" or "never" ("didn't pass"), or after "not
@@ -472,5 +495,23 @@ mod tests {
         ));
         assert!(!d("Smoking is banned here", "Smoking is not allowed here"));
         assert!(d("Smoking is not banned here", "Smoking is banned here"));
+    }
+
+    #[test]
+    fn on_as_a_place_or_day_is_no_switch() {
+        assert!(!d(
+            "How do I deactivate dark mode on Android?",
+            "How do I switch off dark mode on Android?"
+        ));
+        assert!(!d(
+            "Is the pool heated on Sundays?",
+            "Is the pool heated on Sunday?"
+        ));
+        assert!(d("Turn on the porch light.", "Turn off the porch light."));
+        assert!(d(
+            "Is the porch light on at night?",
+            "Is the porch light off at night?"
+        ));
+        assert!(d("Leave the fan on", "Leave the fan off"));
     }
 }
