@@ -76,6 +76,7 @@ const OWNED_GROUPS: &[&str] = &[
     "client",
     "organisation",
     "organization",
+    "firm",
     "family",
     "household",
     "business",
@@ -117,6 +118,17 @@ fn owners(text: &Text) -> BTreeSet<&'static str> {
         .collect()
 }
 
+/// Owned groups that are one thing under two names: "my business" is "my company".
+const SAME_GROUP: &[(&str, &str)] = &[("company", "business"), ("firm", "business")];
+
+fn group_name(stem: &str) -> String {
+    SAME_GROUP
+        .iter()
+        .find(|(alias, _)| *alias == stem)
+        .map_or(stem, |(_, name)| name)
+        .to_string()
+}
+
 fn beneficiaries(text: &Text) -> BTreeSet<String> {
     let mut found: BTreeSet<String> = text
         .words
@@ -133,7 +145,7 @@ fn beneficiaries(text: &Text) -> BTreeSet<String> {
                 POSSESSIVES.contains(&w[0].lower.as_str())
                     && OWNED_GROUPS.contains(&w[1].stem.as_str())
             })
-            .map(|w| w[1].stem.clone()),
+            .map(|w| group_name(&w[1].stem)),
     );
     found
 }
@@ -345,6 +357,14 @@ mod tests {
         assert!(!d(
             "How do I contact customer support?",
             "How do I reach support?"
+        ));
+        assert!(!d(
+            "Can I deduct my company's phone bill?",
+            "Can I deduct my business phone bill?"
+        ));
+        assert!(d(
+            "Can I deduct my company's phone bill?",
+            "Can I deduct my family's phone bill?"
         ));
     }
 
