@@ -26,6 +26,11 @@ const IDIOMS: &[&[&str]] = &[
     &["not", "only"],
     &["no", "doubt"],
     &["no", "one"],
+    // A question that asks both ways: "Is it safe or not?", "Why or why not?", "If not, why?"
+    &["or", "not"],
+    &["or", "why", "not"],
+    &["or", "no"],
+    &["if", "not"],
 ];
 
 /// Auxiliaries that open a yes/no question.
@@ -135,6 +140,22 @@ mod tests {
         assert!(d(
             "The library isn't open late?",
             "The library is open late?"
+        ));
+    }
+
+    #[test]
+    fn a_question_asked_both_ways_is_not_negated() {
+        assert!(!d(
+            "Should I use a VPN at home? Why or why not?",
+            "Should I use a VPN at home?"
+        ));
+        assert!(!d(
+            "Is a heat pump worth it or not?",
+            "Is a heat pump worth it?"
+        ));
+        assert!(d(
+            "Is a heat pump worth it or not?",
+            "Is a heat pump not worth it?"
         ));
     }
 
