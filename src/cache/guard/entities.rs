@@ -407,9 +407,12 @@ static KNOWN: LazyLock<HashSet<&'static str>> =
 static GENERIC: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| GENERIC_ACRONYMS.iter().copied().collect());
 
-/// Words the other guard families own: units, currencies, days and months.
+/// Words the other guard families own: units, currencies, identifiers ("0x7B" is "0x0000007B"
+/// to the quantities family), days and months.
 fn owned_elsewhere(word: &str) -> bool {
-    super::quantities::is_unit(word) || super::calendar::is_calendar_word(word)
+    super::quantities::is_unit(word)
+        || super::quantities::identifier(word).is_some()
+        || super::calendar::is_calendar_word(word)
 }
 
 /// A name a text mentions: lower-cased and folded through [`ALIASES`], with the words it spans.
@@ -587,7 +590,8 @@ fn qualifies_shared(name: &Name, names: &[Name], missing: &[&Name]) -> bool {
 }
 
 /// Conflict when either text names something the other never mentions, unless only one side
-/// adds names and each of them qualifies a name both share or is said in passing.
+/// adds names and each of them qualifies a name both share, is said in passing or labels an
+/// identifier both give.
 pub fn differ(a: &Text, b: &Text) -> bool {
     let (names_a, names_b) = (names(a), names(b));
     if names_a.is_empty() && names_b.is_empty() {
@@ -595,16 +599,55 @@ pub fn differ(a: &Text, b: &Text) -> bool {
     }
     let missing_in_b = unmatched(a, &names_a, b, &names_b);
     let missing_in_a = unmatched(b, &names_b, a, &names_a);
-    let (text, names, missing) = match (missing_in_b.is_empty(), missing_in_a.is_empty()) {
+    let (text, other, names, missing) = match (missing_in_b.is_empty(), missing_in_a.is_empty()) {
         (true, true) => return false,
         (false, false) => return true,
-        (false, true) => (a, &names_a, &missing_in_b),
-        (true, false) => (b, &names_b, &missing_in_a),
+        (false, true) => (a, b, &names_a, &missing_in_b),
+        (true, false) => (b, a, &names_b, &missing_in_a),
     };
-    !missing
-        .iter()
-        .all(|n| qualifies_shared(n, names, missing) || said_in_passing(text, n))
+    !missing.iter().all(|n| {
+        qualifies_shared(n, names, missing)
+            || said_in_passing(text, n)
+            || labels_shared_identifier(text, n, other)
+    })
 }
+
+/// Whether `name` stands within three words of an identifier both texts give ("OBD code
+/// P0420" / "P0420", "Windows stop code 0x0000007B" / "stop code 0x7B"): the identifier
+/// already says which thing it is, the name only what kind. The quantities family checks
+/// the identifiers are the same.
+fn labels_shared_identifier(text: &Text, name: &Name, other: &Text) -> bool {
+    let words = &text.words;
+    let shared = |at: usize| {
+        super::quantities::identifier(&words[at].lower).is_some_and(|id| {
+            other
+                .words
+                .iter()
+                .any(|o| super::quantities::identifier(&o.lower).as_ref() == Some(&id))
+        })
+    };
+    // Only words of the same phrase in between: "Windows stop code 0x7B", not "A1234 to the
+    // Lisbon store".
+    let joined = |between: &[super::text::Word]| {
+        between
+            .iter()
+            .all(|w| !w.name_like && !PHRASE_BREAKS.contains(&w.lower.as_str()))
+    };
+    let after = (name.end..(name.end + 3).min(words.len()))
+        .find(|&at| shared(at))
+        .is_some_and(|at| joined(&words[name.end..at]));
+    let before = (name.start.saturating_sub(3)..name.start)
+        .rev()
+        .find(|&at| shared(at))
+        .is_some_and(|at| joined(&words[at + 1..name.start]));
+    !VARIANTS.contains(&name.folded.as_str()) && (after || before)
+}
+
+/// Words that end a noun phrase: a name on their far side labels something else.
+const PHRASE_BREAKS: &[&str] = &[
+    "to", "the", "a", "an", "in", "at", "on", "for", "from", "of", "with", "and", "or", "if", "by",
+    "my", "your", "is", "are", "was", "does", "do", "did",
+];
 
 /// Whether `name` is only a gloss of the text: in parentheses ("Seinfeld (TV series)") or in a
 /// heading before the question ("Travel in Peru: ...").
@@ -754,6 +797,23 @@ mod tests {
         assert!(d(
             "Travel in Peru: do I need a visa?",
             "Travel in Chile: do I need a visa?"
+        ));
+    }
+
+    #[test]
+    fn a_name_that_labels_a_shared_identifier_adds_nothing() {
+        assert!(!d(
+            "What does Bosch dishwasher code E15 mean?",
+            "My dishwasher shows E15, what does that mean?"
+        ));
+        // Another identifier, or a name far from it, is not such a label.
+        assert!(d(
+            "What does Bosch dishwasher code E15 mean?",
+            "My dishwasher shows E24, what does that mean?"
+        ));
+        assert!(d(
+            "Can I return order A1234 to the Lisbon store if it was bought online?",
+            "Can I return order A1234 if it was bought online?"
         ));
     }
 }

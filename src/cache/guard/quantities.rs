@@ -128,6 +128,16 @@ const TIME_UNITS: &[&str] = &[
     "second", "minute", "hour", "day", "week", "month", "year", "night",
 ];
 
+/// The value of `word` if it is an identifier, letters and digits mixed ("P0420", "E1042",
+/// "0x7B" = "0x0000007B"), as the family compares it; `None` for plain numbers ("5km", "4th",
+/// "50k").
+pub fn identifier(word: &str) -> Option<String> {
+    let thousands = word
+        .strip_suffix(['k', 'm'])
+        .is_some_and(|n| n.parse::<f64>().is_ok());
+    quantity(word).filter(|value| !thousands && value.chars().any(|c| c.is_ascii_alphabetic()))
+}
+
 /// Whether `word` names a unit or currency (other families leave those to this one).
 pub fn is_unit(word: &str) -> bool {
     unit_of(word).is_some()
