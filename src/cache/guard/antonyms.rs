@@ -350,9 +350,18 @@ fn sides(text: &Text) -> HashMap<usize, (bool, bool)> {
         if let Some(next) = words.get(i + 1) {
             note(&format!("{} {}", word.lower, next.lower), negated);
         }
+        // "turn it down" is "turn down", "switch them off" is "switch off".
+        if let (Some(object), Some(particle)) = (words.get(i + 1), words.get(i + 2)) {
+            if OBJECT_PRONOUNS.contains(&object.lower.as_str()) {
+                note(&format!("{} {}", word.lower, particle.lower), negated);
+            }
+        }
     }
     found
 }
+
+/// Pronouns that sit inside a phrasal verb: "turn it down", "switch them off".
+const OBJECT_PRONOUNS: &[&str] = &["it", "them", "this", "that", "him", "her", "me", "us"];
 
 /// Whether "on" at `i` means switched on ("turn on the heating", "is the heating on?") rather
 /// than where or when ("updates on Windows", "on my phone", "on Sundays"): after a verb that
@@ -495,6 +504,15 @@ mod tests {
         ));
         assert!(!d("Smoking is banned here", "Smoking is not allowed here"));
         assert!(d("Smoking is not banned here", "Smoking is banned here"));
+    }
+
+    #[test]
+    fn a_phrasal_verb_around_its_object_is_still_a_cue() {
+        assert!(d(
+            "They offered a refund. Should I accept it?",
+            "They offered a refund. Should I turn it down?"
+        ));
+        assert!(!d("Should I turn it down?", "Should I decline it?"));
     }
 
     #[test]

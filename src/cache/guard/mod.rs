@@ -80,9 +80,15 @@ pub fn conflict(a: &str, b: &str) -> Option<Family> {
 /// Negation and scope read every text so, since their cue words are everywhere in chatter
 /// ("my dog is barking", "hadn't thought of that"); every family reads earlier turns so, where
 /// small talk ("Ugh, Mondays.") sits beside the facts the answer depends on.
+/// Only one side's asides are left out: when both texts have one, the two may be the same
+/// detail said differently ("I'd like to accept it." / "I'd like to turn it down."), which is
+/// for the families to judge.
 pub fn ignoring_chatter(a: &Text, b: &Text, differ: fn(&Text, &Text) -> bool) -> bool {
-    let (lean_a, lean_b) = (a.without_chatter(b), b.without_chatter(a));
-    differ(lean_a.as_ref().unwrap_or(a), lean_b.as_ref().unwrap_or(b))
+    match (a.without_chatter(b), b.without_chatter(a)) {
+        (Some(lean_a), None) => differ(&lean_a, b),
+        (None, Some(lean_b)) => differ(a, &lean_b),
+        _ => differ(a, b),
+    }
 }
 
 /// As [`conflict`], for texts already cut into words.
@@ -206,6 +212,20 @@ mod tests {
         assert_eq!(
             earlier_turns_conflict(other_day, same_day),
             Some(Family::Calendar)
+        );
+    }
+
+    #[test]
+    fn asides_on_both_sides_are_judged_not_dropped() {
+        // Each sentence shares no word with the other text, so each alone would be an aside:
+        // they are one detail said two ways.
+        let accepted = "user: The shop offered store credit. I'll gladly accept.\n\
+                        assistant: Shall I go ahead?";
+        let declined = "user: The shop offered store credit. No thanks, I decline.\n\
+                        assistant: Shall I go ahead?";
+        assert_eq!(
+            earlier_turns_conflict(accepted, declined),
+            Some(Family::Antonyms)
         );
     }
 }
