@@ -350,18 +350,28 @@ fn sides(text: &Text) -> HashMap<usize, (bool, bool)> {
         if let Some(next) = words.get(i + 1) {
             note(&format!("{} {}", word.lower, next.lower), negated);
         }
-        // "turn it down" is "turn down", "switch them off" is "switch off".
-        if let (Some(object), Some(particle)) = (words.get(i + 1), words.get(i + 2)) {
-            if OBJECT_PRONOUNS.contains(&object.lower.as_str()) {
-                note(&format!("{} {}", word.lower, particle.lower), negated);
+        // A two-word cue around its object: "turn it down", "cut my stay short"; not when the
+        // verb already has its particle ("log out in the app" is no "log in").
+        let has_particle = words
+            .get(i + 1)
+            .is_some_and(|next| PARTICLES.contains(&next.lower.as_str()));
+        let around = if has_particle { 0 } else { MAX_OBJECT_WORDS };
+        for particle in words.iter().skip(i + 2).take(around) {
+            if particle.sentence != word.sentence {
+                break;
             }
+            note(&format!("{} {}", word.lower, particle.lower), negated);
         }
     }
     found
 }
 
-/// Pronouns that sit inside a phrasal verb: "turn it down", "switch them off".
-const OBJECT_PRONOUNS: &[&str] = &["it", "them", "this", "that", "him", "her", "me", "us"];
+/// The most words between the two words of a cue like "cut short": "cut my hotel stay short".
+const MAX_OBJECT_WORDS: usize = 3;
+
+const PARTICLES: &[&str] = &[
+    "in", "out", "on", "off", "up", "down", "back", "over", "away", "short",
+];
 
 /// Whether "on" at `i` means switched on ("turn on the heating", "is the heating on?") rather
 /// than where or when ("updates on Windows", "on my phone", "on Sundays"): after a verb that
@@ -513,6 +523,14 @@ mod tests {
             "They offered a refund. Should I turn it down?"
         ));
         assert!(!d("Should I turn it down?", "Should I decline it?"));
+        assert!(d(
+            "Can I extend my gym membership?",
+            "Can I cut my gym membership short?"
+        ));
+        assert!(!d(
+            "How do I log out of the app?",
+            "How do I log out in the app?"
+        ));
     }
 
     #[test]
