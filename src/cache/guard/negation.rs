@@ -29,6 +29,7 @@ const IDIOMS: &[&[&str]] = &[
     // A question that asks both ways: "Is it safe or not?", "Why or why not?", "If not, why?"
     &["or", "not"],
     &["or", "why", "not"],
+    &["and", "why", "not"],
     &["or", "no"],
     &["if", "not"],
 ];
@@ -152,6 +153,10 @@ mod tests {
         assert!(!d(
             "Is a heat pump worth it or not?",
             "Is a heat pump worth it?"
+        ));
+        assert!(!d(
+            "Do cats need baths? Why and why not?",
+            "Do cats need baths?"
         ));
         assert!(d(
             "Is a heat pump worth it or not?",
