@@ -3,7 +3,7 @@
 //! Pairs of words whose swap flips the answer, compared by stem so inflections match
 //! ("closed", "closes", "closing"). Synonyms on the same side (closed / shut) do not conflict.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use super::text::{stem, Text};
@@ -347,6 +347,9 @@ fn sides(text: &Text) -> HashMap<usize, (bool, bool)> {
         let negated = !word.name_like && negated_at(text, i);
         note(&word.lower, negated);
         note(&word.stem, negated);
+        if !PHRASE_STARTS.contains(word.lower.as_str()) {
+            continue;
+        }
         if let Some(next) = words.get(i + 1) {
             note(&format!("{} {}", word.lower, next.lower), negated);
         }
@@ -402,6 +405,16 @@ fn negated_at(text: &Text, i: usize) -> bool {
     negation(before(1))
         || (negation(before(2)) && matches!(before(1), Some("be" | "been" | "being")))
 }
+
+/// The first words of the cues written as two words ("turn" of "turn down"): only after one of
+/// these can two words make a cue.
+static PHRASE_STARTS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    PAIRS
+        .iter()
+        .flat_map(|(left, right)| left.iter().chain(right.iter()))
+        .filter_map(|cue| cue.split_once(' ').map(|(first, _)| first))
+        .collect()
+});
 
 /// Every cue (as written, and its stem) → the pairs it belongs to, and on which side.
 static CUES: LazyLock<HashMap<String, Vec<(usize, bool)>>> = LazyLock::new(|| {
