@@ -1474,7 +1474,7 @@ fn judge(words: &ChatWords, embedded: &Embedded, entry: &StoredEntry) -> Verdict
         let context_differs = family.reads_earlier_turns()
             && entry_context
                 .as_ref()
-                .is_some_and(|theirs| differ(&words.context, theirs));
+                .is_some_and(|theirs| guard::ignoring_chatter(&words.context, theirs, *differ));
         if differ(&words.query, &entry_query) || context_differs {
             found = Some(*family);
             break;

@@ -3,7 +3,7 @@
 //! Pairs of words whose swap flips the answer, compared by stem so inflections match
 //! ("closed", "closes", "closing"). Synonyms on the same side (closed / shut) do not conflict.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use super::text::{stem, Text};
@@ -324,28 +324,97 @@ pub fn differ(a: &Text, b: &Text) -> bool {
         })
 }
 
-/// Which side(s) of which pairs a text has words from: pair index → (left, right).
+/// Which side(s) of which pairs a text has words from: pair index → (left, right). A word
+/// negated just before it counts for the other side: "didn't pass" is "failed", "not
+/// allowed" is "banned".
 fn sides(text: &Text) -> HashMap<usize, (bool, bool)> {
     let mut found: HashMap<usize, (bool, bool)> = HashMap::new();
-    let mut note = |key: &str| {
+    let mut note = |key: &str, negated: bool| {
         for &(pair, left) in CUES.get(key).into_iter().flatten() {
             let entry = found.entry(pair).or_default();
-            if left {
+            if left != negated {
                 entry.0 = true;
             } else {
                 entry.1 = true;
             }
         }
     };
-    for word in &text.words {
-        note(&word.lower);
-        note(&word.stem);
-    }
-    for pair in text.words.windows(2) {
-        note(&format!("{} {}", pair[0].lower, pair[1].lower));
+    let words = &text.words;
+    for (i, word) in words.iter().enumerate() {
+        if word.lower == "on" && !switched_on(text, i) {
+            continue;
+        }
+        let negated = !word.name_like && negated_at(text, i);
+        note(&word.lower, negated);
+        note(&word.stem, negated);
+        if !PHRASE_STARTS.contains(word.lower.as_str()) {
+            continue;
+        }
+        if let Some(next) = words.get(i + 1) {
+            note(&format!("{} {}", word.lower, next.lower), negated);
+        }
+        // A two-word cue around its object: "turn it down", "cut my stay short"; not when the
+        // verb already has its particle ("log out in the app" is no "log in").
+        let has_particle = words
+            .get(i + 1)
+            .is_some_and(|next| PARTICLES.contains(&next.lower.as_str()));
+        let around = if has_particle { 0 } else { MAX_OBJECT_WORDS };
+        for particle in words.iter().skip(i + 2).take(around) {
+            if particle.sentence != word.sentence {
+                break;
+            }
+            note(&format!("{} {}", word.lower, particle.lower), negated);
+        }
     }
     found
 }
+
+/// The most words between the two words of a cue like "cut short": "cut my hotel stay short".
+const MAX_OBJECT_WORDS: usize = 3;
+
+const PARTICLES: &[&str] = &[
+    "in", "out", "on", "off", "up", "down", "back", "over", "away", "short",
+];
+
+/// Whether "on" at `i` means switched on ("turn on the heating", "is the heating on?") rather
+/// than where or when ("updates on Windows", "on my phone", "on Sundays"): after a verb that
+/// switches, or not before the thing it would place.
+fn switched_on(text: &Text, i: usize) -> bool {
+    const SWITCHING: &[&str] = &["turn", "switch", "put", "flip", "power", "log", "sign"];
+    const PLACED: &[&str] = &[
+        "the", "a", "an", "my", "your", "our", "their", "his", "her", "its", "this", "that",
+        "these", "those", "each", "every",
+    ];
+    let words = &text.words;
+    let after_switching = i > 0 && SWITCHING.contains(&words[i - 1].stem.as_str());
+    let placing = words.get(i + 1).is_some_and(|next| {
+        next.sentence == words[i].sentence
+            && (PLACED.contains(&next.lower.as_str())
+                || next.name_like
+                || next.lower.starts_with(|c: char| c.is_ascii_digit()))
+    });
+    after_switching || !placing
+}
+
+/// Whether the word at `i` comes right after "not" or "never" ("didn't pass"), or after "not
+/// be" ("should not be allowed"). Further away, the negation is of something else ("why
+/// don't South Indians use ...").
+fn negated_at(text: &Text, i: usize) -> bool {
+    let before = |back: usize| i.checked_sub(back).map(|at| text.words[at].lower.as_str());
+    let negation = |w: Option<&str>| matches!(w, Some("not" | "never"));
+    negation(before(1))
+        || (negation(before(2)) && matches!(before(1), Some("be" | "been" | "being")))
+}
+
+/// The first words of the cues written as two words ("turn" of "turn down"): only after one of
+/// these can two words make a cue.
+static PHRASE_STARTS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    PAIRS
+        .iter()
+        .flat_map(|(left, right)| left.iter().chain(right.iter()))
+        .filter_map(|cue| cue.split_once(' ').map(|(first, _)| first))
+        .collect()
+});
 
 /// Every cue (as written, and its stem) → the pairs it belongs to, and on which side.
 static CUES: LazyLock<HashMap<String, Vec<(usize, bool)>>> = LazyLock::new(|| {
@@ -448,5 +517,50 @@ mod tests {
             "How do I reset my password?",
             "How can I reset my password?"
         ));
+    }
+
+    #[test]
+    fn a_negated_word_is_its_opposite() {
+        assert!(!d(
+            "My visa application was rejected.",
+            "My visa application was not accepted."
+        ));
+        assert!(!d("Smoking is banned here", "Smoking is not allowed here"));
+        assert!(d("Smoking is not banned here", "Smoking is banned here"));
+    }
+
+    #[test]
+    fn a_phrasal_verb_around_its_object_is_still_a_cue() {
+        assert!(d(
+            "They offered a refund. Should I accept it?",
+            "They offered a refund. Should I turn it down?"
+        ));
+        assert!(!d("Should I turn it down?", "Should I decline it?"));
+        assert!(d(
+            "Can I extend my gym membership?",
+            "Can I cut my gym membership short?"
+        ));
+        assert!(!d(
+            "How do I log out of the app?",
+            "How do I log out in the app?"
+        ));
+    }
+
+    #[test]
+    fn on_as_a_place_or_day_is_no_switch() {
+        assert!(!d(
+            "How do I deactivate dark mode on Android?",
+            "How do I switch off dark mode on Android?"
+        ));
+        assert!(!d(
+            "Is the pool heated on Sundays?",
+            "Is the pool heated on Sunday?"
+        ));
+        assert!(d("Turn on the porch light.", "Turn off the porch light."));
+        assert!(d(
+            "Is the porch light on at night?",
+            "Is the porch light off at night?"
+        ));
+        assert!(d("Leave the fan on", "Leave the fan off"));
     }
 }

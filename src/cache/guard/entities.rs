@@ -407,9 +407,12 @@ static KNOWN: LazyLock<HashSet<&'static str>> =
 static GENERIC: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| GENERIC_ACRONYMS.iter().copied().collect());
 
-/// Words the other guard families own: units, currencies, days and months.
+/// Words the other guard families own: units, currencies, identifiers ("0x7B" is "0x0000007B"
+/// to the quantities family), days and months.
 fn owned_elsewhere(word: &str) -> bool {
-    super::quantities::is_unit(word) || super::calendar::is_calendar_word(word)
+    super::quantities::is_unit(word)
+        || super::quantities::identifier(word).is_some()
+        || super::calendar::is_calendar_word(word)
 }
 
 /// A name a text mentions: lower-cased and folded through [`ALIASES`], with the words it spans.
@@ -491,7 +494,10 @@ fn mentions(text: &Text, vocabulary: &HashSet<String>, name: &str) -> bool {
         return true;
     }
     let long = name.chars().count() >= 6;
-    if long && vocabulary.iter().any(|w| within_one_edit(w, name)) {
+    if vocabulary
+        .iter()
+        .any(|w| (long && within_one_edit(w, name)) || derived(w, name))
+    {
         return true;
     }
     let letters: Vec<char> = name.chars().collect();
@@ -504,6 +510,25 @@ fn mentions(text: &Text, vocabulary: &HashSet<String>, name: &str) -> bool {
                     .iter()
                     .all(|w| w.name_like || w.lower.chars().count() > 3)
         })
+}
+
+/// Endings that make a people, a language or an adjective of a place's name.
+const DERIVING_ENDINGS: &[&str] = &[
+    "n", "an", "ian", "ns", "ans", "ians", "ese", "i", "is", "ic", "ish", "k", "ks", "ite", "ites",
+];
+
+/// Whether one word is derived from the other, a name of five letters or more: "India" /
+/// "Indian", "China" / "Chinese", "Greece" / "Greek". After their common beginning (four
+/// letters at least), one goes on with one of [`DERIVING_ENDINGS`] and the other with at most
+/// two letters ("Indiana" is not derived from "India", nor "Australian" from "Austrian").
+fn derived(a: &str, b: &str) -> bool {
+    if !(a.is_ascii() && b.is_ascii()) || a.len().min(b.len()) < 5 || a == b {
+        return false;
+    }
+    let shared = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let (rest_a, rest_b) = (&a[shared..], &b[shared..]);
+    let ends = |this: &str, that: &str| DERIVING_ENDINGS.contains(&this) && that.len() <= 2;
+    shared >= 4 && (ends(rest_a, rest_b) || ends(rest_b, rest_a))
 }
 
 /// True when `a` becomes `b` by at most one insertion, deletion, substitution or swap of
@@ -565,7 +590,8 @@ fn qualifies_shared(name: &Name, names: &[Name], missing: &[&Name]) -> bool {
 }
 
 /// Conflict when either text names something the other never mentions, unless only one side
-/// adds names and each of them qualifies a name both share.
+/// adds names and each of them qualifies a name both share, is said in passing or labels an
+/// identifier both give.
 pub fn differ(a: &Text, b: &Text) -> bool {
     let (names_a, names_b) = (names(a), names(b));
     if names_a.is_empty() && names_b.is_empty() {
@@ -573,13 +599,60 @@ pub fn differ(a: &Text, b: &Text) -> bool {
     }
     let missing_in_b = unmatched(a, &names_a, b, &names_b);
     let missing_in_a = unmatched(b, &names_b, a, &names_a);
-    let (names, missing) = match (missing_in_b.is_empty(), missing_in_a.is_empty()) {
+    let (text, other, names, missing) = match (missing_in_b.is_empty(), missing_in_a.is_empty()) {
         (true, true) => return false,
         (false, false) => return true,
-        (false, true) => (&names_a, &missing_in_b),
-        (true, false) => (&names_b, &missing_in_a),
+        (false, true) => (a, b, &names_a, &missing_in_b),
+        (true, false) => (b, a, &names_b, &missing_in_a),
     };
-    !missing.iter().all(|n| qualifies_shared(n, names, missing))
+    !missing.iter().all(|n| {
+        qualifies_shared(n, names, missing)
+            || said_in_passing(text, n)
+            || labels_shared_identifier(text, n, other)
+    })
+}
+
+/// Whether `name` stands within three words of an identifier both texts give ("OBD code
+/// P0420" / "P0420", "Windows stop code 0x0000007B" / "stop code 0x7B"): the identifier
+/// already says which thing it is, the name only what kind. The quantities family checks
+/// the identifiers are the same.
+fn labels_shared_identifier(text: &Text, name: &Name, other: &Text) -> bool {
+    let words = &text.words;
+    let shared = |at: usize| {
+        super::quantities::identifier(&words[at].lower).is_some_and(|id| {
+            other
+                .words
+                .iter()
+                .any(|o| super::quantities::identifier(&o.lower).as_ref() == Some(&id))
+        })
+    };
+    // Only words of the same phrase in between: "Windows stop code 0x7B", not "A1234 to the
+    // Lisbon store".
+    let joined = |between: &[super::text::Word]| {
+        between
+            .iter()
+            .all(|w| !w.name_like && !PHRASE_BREAKS.contains(&w.lower.as_str()))
+    };
+    let after = (name.end..(name.end + 3).min(words.len()))
+        .find(|&at| shared(at))
+        .is_some_and(|at| joined(&words[name.end..at]));
+    let before = (name.start.saturating_sub(3)..name.start)
+        .rev()
+        .find(|&at| shared(at))
+        .is_some_and(|at| joined(&words[at + 1..name.start]));
+    !VARIANTS.contains(&name.folded.as_str()) && (after || before)
+}
+
+/// Words that end a noun phrase: a name on their far side labels something else.
+const PHRASE_BREAKS: &[&str] = &[
+    "to", "the", "a", "an", "in", "at", "on", "for", "from", "of", "with", "and", "or", "if", "by",
+    "my", "your", "is", "are", "was", "does", "do", "did",
+];
+
+/// Whether `name` is only a gloss of the text: in parentheses ("Seinfeld (TV series)") or in a
+/// heading before the question ("Travel in Peru: ...").
+fn said_in_passing(text: &Text, name: &Name) -> bool {
+    text.words[name.start..name.end].iter().all(|w| w.gloss)
 }
 
 #[cfg(test)]
@@ -676,6 +749,71 @@ mod tests {
         assert!(!d(
             "When is the library open on Sunday?",
             "library opening hours on Sundays"
+        ));
+    }
+
+    #[test]
+    fn a_people_or_language_named_after_a_place_is_that_place() {
+        assert!(!d(
+            "What is the typical Kenyan breakfast?",
+            "What do people in Kenya eat for breakfast?"
+        ));
+        assert!(!d(
+            "Is Japanese cuisine healthy?",
+            "Is the cuisine of Japan healthy?"
+        ));
+        assert!(!d(
+            "Why is Greek yoghurt thick?",
+            "Why is yoghurt from Greece thick?"
+        ));
+        // A different place that begins alike, and a different people, still conflict.
+        assert!(d(
+            "What is the minimum wage in India?",
+            "What is the minimum wage in Indiana?"
+        ));
+        assert!(d("Is Austrian food spicy?", "Is Australian food spicy?"));
+        assert!(d("Do Canadians need a visa?", "Do Mexicans need a visa?"));
+    }
+
+    #[test]
+    fn a_name_said_in_passing_is_an_added_gloss() {
+        assert!(!d(
+            "How do I mute a group chat (Telegram)?",
+            "How do I mute a group chat?"
+        ));
+        assert!(!d(
+            "Home Brewing: how long should beer ferment?",
+            "How long should beer ferment?"
+        ));
+        // A gloss that changes, or a name in the question itself, still conflicts.
+        assert!(d(
+            "How do I mute a group chat (Telegram)?",
+            "How do I mute a group chat (Signal)?"
+        ));
+        assert!(d(
+            "How do I mute a group chat in Telegram?",
+            "How do I mute a group chat?"
+        ));
+        assert!(d(
+            "Travel in Peru: do I need a visa?",
+            "Travel in Chile: do I need a visa?"
+        ));
+    }
+
+    #[test]
+    fn a_name_that_labels_a_shared_identifier_adds_nothing() {
+        assert!(!d(
+            "What does Bosch dishwasher code E15 mean?",
+            "My dishwasher shows E15, what does that mean?"
+        ));
+        // Another identifier, or a name far from it, is not such a label.
+        assert!(d(
+            "What does Bosch dishwasher code E15 mean?",
+            "My dishwasher shows E24, what does that mean?"
+        ));
+        assert!(d(
+            "Can I return order A1234 to the Lisbon store if it was bought online?",
+            "Can I return order A1234 if it was bought online?"
         ));
     }
 }

@@ -76,6 +76,21 @@ pub fn conflict(a: &str, b: &str) -> Option<Family> {
     conflict_in(&Text::new(a), &Text::new(b))
 }
 
+/// Runs `differ` on the texts with their asides left out (see [`Text::without_chatter`]).
+/// Negation and scope read every text so, since their cue words are everywhere in chatter
+/// ("my dog is barking", "hadn't thought of that"); every family reads earlier turns so, where
+/// small talk ("Ugh, Mondays.") sits beside the facts the answer depends on.
+/// Only one side's asides are left out: when both texts have one, the two may be the same
+/// detail said differently ("I'd like to accept it." / "I'd like to turn it down."), which is
+/// for the families to judge.
+pub fn ignoring_chatter(a: &Text, b: &Text, differ: fn(&Text, &Text) -> bool) -> bool {
+    match (a.without_chatter(b), b.without_chatter(a)) {
+        (Some(lean_a), None) => differ(&lean_a, b),
+        (None, Some(lean_b)) => differ(a, &lean_b),
+        _ => differ(a, b),
+    }
+}
+
 /// As [`conflict`], for texts already cut into words.
 pub fn conflict_in(a: &Text, b: &Text) -> Option<Family> {
     FAMILIES
@@ -163,5 +178,54 @@ mod tests {
         for (a, b) in pairs {
             assert_eq!(conflict(a, b), None, "{a} / {b}");
         }
+    }
+
+    /// Earlier turns as the cache joins them: one "role: content" line per turn.
+    fn earlier_turns_conflict(a: &str, b: &str) -> Option<Family> {
+        let (a, b) = (Text::new(a), Text::new(b));
+        FAMILIES
+            .iter()
+            .find(|(family, differ)| {
+                family.reads_earlier_turns() && ignoring_chatter(&a, &b, *differ)
+            })
+            .map(|(family, _)| *family)
+    }
+
+    #[test]
+    fn small_talk_in_earlier_turns_is_not_a_detail() {
+        let plain = "user: The boiler shows fault F28 and the radiators are cold.\n\
+                     assistant: Is the gas supply on?";
+        let chatty = "user: Brr, Fridays in November. The boiler shows fault F28 and the \
+                      radiators are cold.\nassistant: Is the gas supply on?";
+        assert_eq!(earlier_turns_conflict(plain, chatty), None);
+        // A detail of the facts themselves changed still conflicts, chatter or not.
+        let other_fault = "user: Brr, Fridays in November. The boiler shows fault F22 and \
+                           the radiators are cold.\nassistant: Is the gas supply on?";
+        assert_eq!(
+            earlier_turns_conflict(plain, other_fault),
+            Some(Family::Quantities)
+        );
+        let other_day = "user: The boiler shows fault F28 since Friday and the radiators \
+                         are cold.\nassistant: Is the gas supply on?";
+        let same_day = "user: The boiler shows fault F28 since Monday and the radiators \
+                        are cold.\nassistant: Is the gas supply on?";
+        assert_eq!(
+            earlier_turns_conflict(other_day, same_day),
+            Some(Family::Calendar)
+        );
+    }
+
+    #[test]
+    fn asides_on_both_sides_are_judged_not_dropped() {
+        // Each sentence shares no word with the other text, so each alone would be an aside:
+        // they are one detail said two ways.
+        let accepted = "user: The shop offered store credit. I'll gladly accept.\n\
+                        assistant: Shall I go ahead?";
+        let declined = "user: The shop offered store credit. No thanks, I decline.\n\
+                        assistant: Shall I go ahead?";
+        assert_eq!(
+            earlier_turns_conflict(accepted, declined),
+            Some(Family::Antonyms)
+        );
     }
 }

@@ -26,7 +26,40 @@ const IDIOMS: &[&[&str]] = &[
     &["not", "only"],
     &["no", "doubt"],
     &["no", "one"],
+    // A question that asks both ways: "Is it safe or not?", "Why or why not?", "If not, why?"
+    &["or", "not"],
+    &["or", "why", "not"],
+    &["and", "why", "not"],
+    &["or", "no"],
+    &["if", "not"],
 ];
+
+/// Auxiliaries that open a yes/no question.
+const AUXILIARIES: &[&str] = &[
+    "is", "are", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should",
+    "have", "has", "had", "shall",
+];
+
+/// Words that can follow "Isn't" / "Don't" as the subject of a question ("Isn't there",
+/// "Don't you"), unlike a verb after an imperative "Don't".
+const SUBJECTS: &[&str] = &[
+    "i", "you", "we", "they", "he", "she", "it", "there", "the", "a", "an", "my", "your", "our",
+    "this", "that", "these", "those",
+];
+
+/// "Isn't there a fee?" asks what "Is there a fee?" asks: a question opened by a negated
+/// auxiliary and its subject expects "yes" and is answered the same way. "Why isn't there a
+/// fee?" and "Don't charge me" are not such questions.
+fn rhetorical(text: &Text, not_at: usize) -> bool {
+    let words = &text.words;
+    not_at >= 1
+        && text.opens_sentence(not_at - 1)
+        && AUXILIARIES.contains(&words[not_at - 1].lower.as_str())
+        && text.is_question(words[not_at].sentence)
+        && words
+            .get(not_at + 1)
+            .is_some_and(|w| SUBJECTS.contains(&w.lower.as_str()))
+}
 
 fn count(text: &Text) -> usize {
     let words: Vec<&str> = text.words.iter().map(|w| w.lower.as_str()).collect();
@@ -37,7 +70,7 @@ fn count(text: &Text) -> usize {
             i += idiom.len();
             continue;
         }
-        if CUES.contains(&words[i]) {
+        if CUES.contains(&words[i]) && !(words[i] == "not" && rhetorical(text, i)) {
             negations += 1;
         }
         i += 1;
@@ -45,9 +78,9 @@ fn count(text: &Text) -> usize {
     negations
 }
 
-/// Conflict when one text is negated more often than the other.
+/// Conflict when one text is negated more often than the other, asides left out.
 pub fn differ(a: &Text, b: &Text) -> bool {
-    count(a) != count(b)
+    super::ignoring_chatter(a, b, |a, b| count(a) != count(b))
 }
 
 #[cfg(test)]
@@ -89,6 +122,62 @@ mod tests {
         assert!(!d(
             "Summarise our policy",
             "If it's not too much trouble, summarise our policy, no rush"
+        ));
+    }
+
+    #[test]
+    fn a_question_opened_by_a_negated_auxiliary_expects_yes() {
+        assert!(!d(
+            "Doesn't the gym offer a student discount?",
+            "Does the gym offer a student discount?"
+        ));
+        assert!(!d("Can't we split the bill?", "Can we split the bill?"));
+        // Not such a question: a "why" question, an imperative, a statement.
+        assert!(d(
+            "Why doesn't the gym offer a student discount?",
+            "Why does the gym offer a student discount?"
+        ));
+        assert!(d("Don't renew my subscription.", "Renew my subscription."));
+        assert!(d(
+            "The library isn't open late?",
+            "The library is open late?"
+        ));
+    }
+
+    #[test]
+    fn a_question_asked_both_ways_is_not_negated() {
+        assert!(!d(
+            "Should I use a VPN at home? Why or why not?",
+            "Should I use a VPN at home?"
+        ));
+        assert!(!d(
+            "Is a heat pump worth it or not?",
+            "Is a heat pump worth it?"
+        ));
+        assert!(!d(
+            "Do cats need baths? Why and why not?",
+            "Do cats need baths?"
+        ));
+        assert!(d(
+            "Is a heat pump worth it or not?",
+            "Is a heat pump not worth it?"
+        ));
+    }
+
+    #[test]
+    fn asides_are_not_read() {
+        assert!(!d(
+            "Ugh, I can't believe this weather. When does the pharmacy close?",
+            "When does the pharmacy close?"
+        ));
+        // The question itself, or a sentence sharing its words, still counts.
+        assert!(d(
+            "My printer isn't connected. How do I print from my phone?",
+            "My printer is connected. How do I print from my phone?"
+        ));
+        assert!(d(
+            "When does the pharmacy not close?",
+            "Ugh, what weather. When does the pharmacy close?"
         ));
     }
 }

@@ -44,7 +44,9 @@ const NUMBER_WORDS: &[(&str, &str)] = &[
 const UNITS: &[(&str, &[&str])] = &[
     ("usd", &["$", "usd", "dollar", "dollars", "buck", "bucks"]),
     ("eur", &["€", "eur", "euro", "euros"]),
-    ("gbp", &["£", "gbp", "pound", "pounds", "quid", "sterling"]),
+    ("gbp", &["£", "gbp", "quid", "sterling"]),
+    // Money or weight: whichever the other text names (see `differ`).
+    ("pound", &["pound", "pounds"]),
     ("jpy", &["¥", "jpy", "yen"]),
     ("inr", &["inr", "rupee", "rupees"]),
     (
@@ -125,6 +127,16 @@ const UNITS: &[(&str, &[&str])] = &[
 const TIME_UNITS: &[&str] = &[
     "second", "minute", "hour", "day", "week", "month", "year", "night",
 ];
+
+/// The value of `word` if it is an identifier, letters and digits mixed ("P0420", "E1042",
+/// "0x7B" = "0x0000007B"), as the family compares it; `None` for plain numbers ("5km", "4th",
+/// "50k").
+pub fn identifier(word: &str) -> Option<String> {
+    let thousands = word
+        .strip_suffix(['k', 'm'])
+        .is_some_and(|n| n.parse::<f64>().is_ok());
+    quantity(word).filter(|value| !thousands && value.chars().any(|c| c.is_ascii_alphabetic()))
+}
 
 /// Whether `word` names a unit or currency (other families leave those to this one).
 pub fn is_unit(word: &str) -> bool {
@@ -227,7 +239,23 @@ pub fn differ(a: &Text, b: &Text) -> bool {
         return true;
     }
     let (ua, ub) = (units(a), units(b));
-    !ua.is_empty() && !ub.is_empty() && ua != ub
+    !ua.is_empty() && !ub.is_empty() && read_pounds(&ua, &ub) != read_pounds(&ub, &ua)
+}
+
+/// "Pound" is a currency and a weight: it reads as whichever of the two the other text names
+/// ("5 pounds" is "5 lbs", and "20 pounds" is "£20"), and stays ambiguous otherwise.
+fn read_pounds(
+    units: &BTreeSet<&'static str>,
+    other: &BTreeSet<&'static str>,
+) -> BTreeSet<&'static str> {
+    let meaning = ["lb", "gbp"].into_iter().find(|m| other.contains(m));
+    units
+        .iter()
+        .map(|&unit| match (unit, meaning) {
+            ("pound", Some(meaning)) => meaning,
+            _ => unit,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -273,6 +301,15 @@ mod tests {
         assert!(!d("Is 5km far?", "Is 5 kilometers far?"));
         assert!(!d("Set an alarm for 9pm", "Set an alarm for 21:00"));
         assert!(!d(
+            "Can the courier come at 8pm?",
+            "Can the courier come at 8 in the evening?"
+        ));
+        assert!(!d(
+            "Is a 10 pound turkey enough?",
+            "Is a 10 lb turkey enough?"
+        ));
+        assert!(!d("Send me 20 pounds", "Send me £20"));
+        assert!(!d(
             "Minutes of the 12 June meeting",
             "the meeting on June 12th"
         ));
@@ -299,5 +336,14 @@ mod tests {
             "How many teaspoons are in 1 cup?"
         ));
         assert!(d("Book 3 nights", "Book 3 weeks"));
+        assert!(d(
+            "Can the courier come at 8 in the morning?",
+            "Can the courier come at 8 in the evening?"
+        ));
+        assert!(d(
+            "Is a 10 pound turkey enough?",
+            "Is a 10 kg turkey enough?"
+        ));
+        assert!(d("Send me 20 pounds", "Send me $20"));
     }
 }

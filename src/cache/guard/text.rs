@@ -12,12 +12,19 @@ pub struct Word {
     /// Written like a name: capitalised away from the start of a sentence, an inner capital
     /// ("iPhone"), or an acronym ("AWS").
     pub name_like: bool,
+    /// Which sentence of the text the word is in, counting from 0.
+    pub sentence: usize,
+    /// Said in passing: inside parentheses ("(TV series)"), or in a short heading the
+    /// question follows ("Travel in Peru: ...").
+    pub gloss: bool,
 }
 
 /// The words of a text, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Text {
     pub words: Vec<Word>,
+    /// Per sentence, whether it ends with a question mark.
+    questions: Vec<bool>,
     /// The same words as sets, for the many membership questions the families ask.
     lowers: HashSet<String>,
     stems: HashSet<String>,
@@ -27,11 +34,28 @@ pub struct Text {
 impl Text {
     pub fn new(text: &str) -> Self {
         let mut words = Vec::new();
+        let mut questions = vec![false];
         let mut sentence_start = true;
+        let mut in_parentheses = false;
+        let mut heading = None;
         for raw in canonical_times(split_tokens(text)) {
-            if raw == "." || raw == "!" || raw == "?" || raw == ":" || raw == "\n" {
-                sentence_start = true;
-                continue;
+            match raw.as_str() {
+                "(" | ")" => {
+                    in_parentheses = raw == "(";
+                    continue;
+                }
+                "." | "!" | "?" | ":" | "\n" => {
+                    if !sentence_start {
+                        if questions.len() == 1 && raw == ":" {
+                            heading = Some(words.len());
+                        }
+                        *questions.last_mut().expect("one sentence at least") = raw == "?";
+                        questions.push(false);
+                    }
+                    sentence_start = true;
+                    continue;
+                }
+                _ => {}
             }
             for (lower, original) in expand_contraction(&raw) {
                 let name_like = looks_like_name(&original, sentence_start);
@@ -39,11 +63,24 @@ impl Text {
                     stem: stem(&lower),
                     lower,
                     name_like,
+                    sentence: questions.len() - 1,
+                    gloss: in_parentheses,
                 });
             }
             sentence_start = false;
         }
+        // "Marathi poets: which is your best poem?": a heading of a few words, then a question.
+        if let Some(end) =
+            heading.filter(|&end| end <= MAX_HEADING && questions.get(1) == Some(&true))
+        {
+            words[..end].iter_mut().for_each(|w| w.gloss = true);
+        }
+        Self::from_words(words, questions)
+    }
+
+    fn from_words(words: Vec<Word>, questions: Vec<bool>) -> Self {
         Self {
+            questions,
             lowers: words.iter().map(|w| w.lower.clone()).collect(),
             stems: words.iter().map(|w| w.stem.clone()).collect(),
             bigrams: words
@@ -52,6 +89,57 @@ impl Text {
                 .collect(),
             words,
         }
+    }
+
+    /// Whether the word at `index` opens its sentence.
+    pub fn opens_sentence(&self, index: usize) -> bool {
+        index == 0 || self.words[index - 1].sentence != self.words[index].sentence
+    }
+
+    /// Whether the sentence numbered `sentence` ends with a question mark.
+    pub fn is_question(&self, sentence: usize) -> bool {
+        self.questions.get(sentence).copied().unwrap_or(false)
+    }
+
+    /// The text without its chatter: the sentences that ask nothing and share no content word
+    /// with `other` ("Sorry, my dog is barking.", "Good call, hadn't thought of that."). Whose
+    /// or what such a sentence talks about is not what the question is about. A sentence that
+    /// says whom the question is for ("It's for my son.") is never chatter, and neither is a
+    /// text's only sentence or a text made only of such sentences.
+    pub fn without_chatter(&self, other: &Text) -> Option<Text> {
+        let sentences = self.words.last().map_or(0, |w| w.sentence + 1);
+        if sentences < 2 {
+            return None;
+        }
+        let chatter: Vec<usize> = (0..sentences)
+            .filter(|&s| !self.is_question(s) && self.is_aside(s, other))
+            .collect();
+        if chatter.is_empty() || chatter.len() == sentences {
+            return None;
+        }
+        let words = self
+            .words
+            .iter()
+            .filter(|w| !chatter.contains(&w.sentence))
+            .cloned()
+            .collect();
+        Some(Self::from_words(words, self.questions.clone()))
+    }
+
+    /// Whether sentence `s` has content words, shares none of them with `other`, and names no
+    /// one it is for. A bare "Yes." or "No." answers something: it is not an aside.
+    fn is_aside(&self, s: usize, other: &Text) -> bool {
+        let words: Vec<&Word> = self.words.iter().filter(|w| w.sentence == s).collect();
+        let for_someone = words
+            .windows(2)
+            .any(|w| w[0].lower == "for" && FOR_WHOM.contains(&w[1].lower.as_str()));
+        let mut content = words
+            .iter()
+            .filter(|w| w.lower.chars().count() > 2 && !FUNCTION_WORDS.contains(&w.lower.as_str()))
+            .peekable();
+        !for_someone
+            && content.peek().is_some()
+            && content.all(|w| !other.has(&w.lower) && !other.has_stem(&w.stem))
     }
 
     pub fn has(&self, lower: &str) -> bool {
@@ -72,6 +160,28 @@ impl Text {
         self.lowers.iter().chain(&self.stems)
     }
 }
+
+/// The most words a heading before a question has ("Travel in Peru: ...").
+const MAX_HEADING: usize = 4;
+
+/// Words that say whom something is for, after "for": "for my son", "for her".
+const FOR_WHOM: &[&str] = &[
+    "my", "our", "your", "his", "her", "their", "him", "them", "us", "someone",
+];
+
+/// Words that carry no subject of their own: a sentence made of these and words the other
+/// text lacks is an aside.
+const FUNCTION_WORDS: &[&str] = &[
+    "the", "and", "but", "for", "with", "this", "that", "these", "those", "there", "here", "then",
+    "than", "just", "also", "too", "very", "really", "about", "from", "into", "onto", "what",
+    "which", "who", "when", "where", "why", "how", "can", "could", "would", "should", "will",
+    "shall", "may", "might", "must", "does", "did", "have", "has", "had", "was", "were", "are",
+    "been", "being", "not", "you", "your", "yours", "she", "her", "him", "his", "they", "them",
+    "their", "our", "ours", "its", "any", "all", "some", "one", "get", "got", "like", "know",
+    "think", "thought", "say", "says", "said", "want", "need", "make", "yes", "okay", "well",
+    "now", "still", "yet", "again", "anyway", "though", "mine", "myself", "thanks", "thank",
+    "please", "sorry",
+];
 
 /// Currency and percent signs: tokens of their own, read by the quantities family.
 const SYMBOLS: &[char] = &['$', '€', '£', '¥', '%'];
@@ -97,7 +207,7 @@ fn split_tokens(text: &str) -> Vec<String> {
         if joining_hyphen {
             continue;
         }
-        if SYMBOLS.contains(&c) {
+        if SYMBOLS.contains(&c) || c == '(' || c == ')' {
             flush(&mut current, &mut tokens);
             tokens.push(c.to_string());
         } else if c.is_alphanumeric() || inner_point || apostrophe {
@@ -142,7 +252,14 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
             _ => (token.clone(), None),
         };
         let separate_suffix = suffix.is_none() && matches!(next.as_deref(), Some("am" | "pm"));
-        let suffix = suffix.or_else(|| separate_suffix.then(|| next.clone().unwrap_or_default()));
+        let part_of_day = if suffix.is_none() && !separate_suffix {
+            part_of_day(&tokens[i + 1..], parse_clock(&clock).map(|(hour, _)| hour))
+        } else {
+            None
+        };
+        let suffix = suffix
+            .or_else(|| separate_suffix.then(|| next.clone().unwrap_or_default()))
+            .or_else(|| part_of_day.map(|(suffix, _)| suffix.to_string()));
         match parse_clock(&clock) {
             Some((hour, minute)) if suffix.is_some() || clock.contains(':') => {
                 let hour = match suffix.as_deref() {
@@ -151,7 +268,11 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
                     _ => hour,
                 };
                 out.push(format!("{hour:02}:{minute:02}"));
-                i += if separate_suffix { 2 } else { 1 };
+                i += match part_of_day {
+                    Some((_, words)) => 1 + words,
+                    None if separate_suffix => 2,
+                    None => 1,
+                };
             }
             _ => {
                 out.push(tokens[i].clone());
@@ -160,6 +281,21 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
         }
     }
     out
+}
+
+/// "7 in the evening" is 7pm, "6 in the morning" 6am, "11 at night" 11pm: the suffix a part of
+/// the day after an hour (1 to 12) stands for, and how many words it takes.
+fn part_of_day(after: &[String], hour: Option<u32>) -> Option<(&'static str, usize)> {
+    let hour = hour.filter(|h| (1..=12).contains(h))?;
+    let words: Vec<String> = after.iter().take(3).map(|t| t.to_lowercase()).collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["in", "the", "morning", ..] => Some(("am", 3)),
+        ["in", "the", "afternoon" | "evening", ..] => Some(("pm", 3)),
+        ["at", "night", ..] if hour >= 6 => Some(("pm", 2)),
+        ["at", "night", ..] => Some(("am", 2)),
+        _ => None,
+    }
 }
 
 fn parse_clock(text: &str) -> Option<(u32, u32)> {
@@ -312,6 +448,18 @@ mod tests {
         assert_eq!(times("at 21:00"), ["at", "21:00"]);
         assert_eq!(times("2:30pm or 12am"), ["14:30", "or", "00:00"]);
         assert_eq!(times("I am 9 years old"), ["i", "am", "9", "years", "old"]);
+        assert_eq!(times("at 7 in the evening"), ["at", "19:00"]);
+        assert_eq!(times("at 6:30 in the morning"), ["at", "06:30"]);
+        assert_eq!(times("11 at night or 2 at night"), ["23:00", "or", "02:00"]);
+        assert_eq!(
+            times("5 in the morning queue"),
+            ["05:00", "queue"],
+            "the words of the part of the day are the time's"
+        );
+        assert_eq!(
+            times("gate 14 in the evening"),
+            ["gate", "14", "in", "the", "evening"]
+        );
     }
 
     #[test]
@@ -322,5 +470,61 @@ mod tests {
             words,
             ["is", "$", "3.50", "or", "3.50", "€", "5", "%", "enough"]
         );
+    }
+
+    #[test]
+    fn sentences_are_numbered_and_questions_known() {
+        let t = Text::new("Hi there! Is it raining? Tell me");
+        let sentences: Vec<usize> = t.words.iter().map(|w| w.sentence).collect();
+        assert_eq!(sentences, [0, 0, 1, 1, 1, 2, 2]);
+        assert!(!t.is_question(0) && t.is_question(1) && !t.is_question(2));
+        assert!(t.opens_sentence(2) && !t.opens_sentence(3));
+    }
+
+    #[test]
+    fn chatter_is_what_shares_nothing_and_asks_nothing() {
+        let other = Text::new("How do I descale my coffee machine?");
+        let lean = Text::new(
+            "Morning, the neighbours are drilling again. How do I descale my coffee machine?",
+        )
+        .without_chatter(&other)
+        .expect("the first sentence is an aside");
+        let words: Vec<&str> = lean.words.iter().map(|w| w.lower.as_str()).collect();
+        assert_eq!(
+            words,
+            ["how", "do", "i", "descale", "my", "coffee", "machine"]
+        );
+        // Sharing a word, asking, being the only sentence, or a bare "No." keep a sentence.
+        for text in [
+            "The coffee machine beeps. How do I descale it?",
+            "Is the neighbour drilling? How do I descale my coffee machine?",
+            "Morning, the neighbours are drilling again.",
+            "No. How do I descale my coffee machine?",
+        ] {
+            assert!(Text::new(text).without_chatter(&other).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn parentheses_and_headings_are_glosses() {
+        let glosses = |s: &str| -> Vec<String> {
+            Text::new(s)
+                .words
+                .into_iter()
+                .filter(|w| w.gloss)
+                .map(|w| w.lower)
+                .collect()
+        };
+        assert_eq!(
+            glosses("Is it safe (for a puppy) to swim?"),
+            ["for", "a", "puppy"]
+        );
+        assert_eq!(
+            glosses("Garden Birds: why do robins sing at night?"),
+            ["garden", "birds"]
+        );
+        // Not a heading: too long, or no question after it.
+        assert!(glosses("The thing my landlord said last week: can he do that?").is_empty());
+        assert!(glosses("Note: the office is closed.").is_empty());
     }
 }
