@@ -138,6 +138,9 @@ pub struct LoadReport {
     pub tombstones: usize,
 }
 
+/// The scopes one loader thread loaded, or why it stopped.
+type LoadedScopes = Result<Vec<(ScopeKey, ScopeIndex, LoadReport)>, IndexError>;
+
 impl LoadReport {
     fn add(&mut self, other: LoadReport) {
         self.scopes += other.scopes;
@@ -159,28 +162,27 @@ impl IndexSet {
             .map_or(1, |n| n.get())
             .min(keys.len())
             .max(1);
-        let loaded: Vec<Result<Vec<(ScopeKey, (ScopeIndex, LoadReport))>, IndexError>> =
-            std::thread::scope(|s| {
-                let workers: Vec<_> = (0..threads)
-                    .map(|_| {
-                        s.spawn(|| {
-                            let mut mine = Vec::new();
-                            while let Some(&scope) = keys.get(next.fetch_add(1, Ordering::Relaxed))
-                            {
-                                mine.push((scope, load_scope(dir, store, &scope)?));
-                            }
-                            Ok(mine)
-                        })
+        let loaded: Vec<LoadedScopes> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        while let Some(&scope) = keys.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            let (index, found) = load_scope(dir, store, &scope)?;
+                            mine.push((scope, index, found));
+                        }
+                        Ok(mine)
                     })
-                    .collect();
-                workers
-                    .into_iter()
-                    .map(|w| w.join().expect("index loader panicked"))
-                    .collect()
-            });
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("index loader panicked"))
+                .collect()
+        });
         let mut report = LoadReport::default();
         let mut scopes = HashMap::new();
-        for (scope, (index, found)) in loaded
+        for (scope, index, found) in loaded
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
@@ -653,6 +655,38 @@ mod tests {
             index.search(&other, &unit(1), 1, 64).is_empty(),
             "scopes are separate"
         );
+    }
+
+    #[test]
+    fn several_scopes_reload_side_by_side_each_with_its_own_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).unwrap();
+        let index_dir = dir.path().join("index");
+        let (index, _) = IndexSet::load(&index_dir, &store).unwrap();
+        let scopes: Vec<ScopeKey> = (1..=5).map(|b| ScopeKey([b; 16])).collect();
+        let mut ids = Vec::new();
+        for (i, &scope) in scopes.iter().enumerate() {
+            for n in 0..40 {
+                let n = (i * 100 + n) as u64;
+                let id = store_entry(&store, scope, n);
+                index.insert(&scope, id, &unit(n));
+                ids.push((scope, n, id));
+            }
+        }
+        index.checkpoint(&store).unwrap();
+        drop(index);
+        let (index, report) = IndexSet::load(&index_dir, &store).unwrap();
+        assert_eq!(report.scopes, 5);
+        assert_eq!(report.from_checkpoint, 5);
+        for (scope, n, id) in ids {
+            assert_eq!(index.search(&scope, &unit(n), 1, 64)[0].id, id);
+            for other in scopes.iter().filter(|&&s| s != scope) {
+                assert!(index
+                    .search(other, &unit(n), 4, 64)
+                    .iter()
+                    .all(|c| c.id != id));
+            }
+        }
     }
 
     #[test]
