@@ -150,6 +150,11 @@ pub struct SearchFigures {
     pub cpu_ms: f64,
     pub recall_at_1: f64,
     pub recall_checked: usize,
+    /// Recall@1 over the checked queries whose true nearest entry is at or above
+    /// `matching.threshold`: the ones a miss would turn from a cache hit into an upstream call.
+    /// (Below it, the nearest entry would not be served anyway.)
+    pub recall_above_threshold: f64,
+    pub above_threshold: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -292,8 +297,9 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Times `k`-nearest searches one after the other, and checks the first `check` of them
-/// against brute force.
+/// Times `k`-nearest searches one after the other, and checks the first `truth.len()` of them
+/// against brute force: `truth` holds each one's true nearest entry and whether it is at or
+/// above the similarity threshold.
 fn measure_search(
     store: &Store,
     index: &IndexSet,
@@ -301,7 +307,7 @@ fn measure_search(
     queries: &[Vec<f32>],
     k: usize,
     ef: usize,
-    truth: &[u64],
+    truth: &[(u64, bool)],
 ) -> Result<SearchFigures, ScaleError> {
     let scope = scope();
     let mut samples = Vec::with_capacity(queries.len());
@@ -316,15 +322,17 @@ fn measure_search(
         }
     }
     let cpu = thread_cpu_time().saturating_sub(cpu_started);
-    let mut hits = 0;
-    for (&n, got) in truth.iter().zip(&found) {
+    let (mut hits, mut hits_above) = (0, 0);
+    for (&(n, above), got) in truth.iter().zip(&found) {
         let want = store
             .get_exact(&scope, &chat(n).exact_key)?
             .map(|(id, _)| id);
         if want.is_some() && want == *got {
             hits += 1;
+            hits_above += usize::from(above);
         }
     }
+    let above_threshold = truth.iter().filter(|(_, above)| *above).count();
     Ok(SearchFigures {
         queries: kind,
         k,
@@ -333,6 +341,8 @@ fn measure_search(
         cpu_ms: cpu.as_secs_f64() * 1000.0 / queries.len().max(1) as f64,
         recall_at_1: hits as f64 / truth.len().max(1) as f64,
         recall_checked: truth.len(),
+        recall_above_threshold: hits_above as f64 / above_threshold.max(1) as f64,
+        above_threshold,
     })
 }
 
@@ -390,11 +400,15 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// A `cachet serve` child on a data folder, on a free loopback port, without metrics.
+/// A `cachet serve` child on a data folder, on a free loopback port, with no admin, HTTP or
+/// metrics port (fixed ports would clash with anything else on the machine).
 struct Sidecar {
     child: Child,
     endpoint: String,
     log: PathBuf,
+    /// Kept open: the sidecar prints more lines after the first, and a closed pipe would
+    /// make it fail on them.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Sidecar {
@@ -412,19 +426,22 @@ impl Sidecar {
             .arg("serve")
             .env("CACHET_STORAGE__DATA_DIR", data_dir)
             .env("CACHET_SERVER__LISTEN", "127.0.0.1:0")
+            .env("CACHET_SERVER__ADMIN_LISTEN", "")
+            .env("CACHET_SERVER__HTTP_LISTEN", "")
             .env("CACHET_SERVER__METRICS_LISTEN", "")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
             .map_err(|source| ScaleError::Spawn { exe, source })?;
-        let stdout = child.stdout.take().expect("piped");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
         let mut line = String::new();
-        let read = std::io::BufReader::new(stdout).read_line(&mut line);
+        let read = stdout.read_line(&mut line);
         let mut sidecar = Self {
             child,
             endpoint: String::new(),
             log,
+            _stdout: stdout,
         };
         match (read, line.trim().strip_prefix("cachet: listening on ")) {
             (Ok(_), Some(addr)) => {
@@ -666,6 +683,12 @@ fn measure_in_process(settings: &Settings) -> Result<InProcess, ScaleError> {
     checked.extend_from_slice(&fresh[..check]);
     let truth = brute_force_nearest(&data, entries, &checked, threads);
     bar.finish();
+    let threshold = config.matching.threshold;
+    let truth: Vec<(u64, bool)> = truth
+        .into_iter()
+        .zip(&checked)
+        .map(|(n, q)| (n, crate::embed::similarity(&data.point(n), q) >= threshold))
+        .collect();
     let k = config.matching.candidates;
     let mut search = Vec::new();
     for &ef in &settings.ef {
@@ -675,8 +698,9 @@ fn measure_in_process(settings: &Settings) -> Result<InProcess, ScaleError> {
         ] {
             let figures = measure_search(&store, &index, kind, queries, k, ef, truth)?;
             println!(
-                "search {kind:>10} ef={ef:<4} p50 {:.3} ms  p99 {:.3} ms  CPU {:.3} ms  recall@1 {:.3}",
-                figures.latency.p50_ms, figures.latency.p99_ms, figures.cpu_ms, figures.recall_at_1
+                "search {kind:>10} ef={ef:<4} p50 {:.3} ms  p99 {:.3} ms  CPU {:.3} ms  recall@1 {:.3}, above threshold {:.3} of {}",
+                figures.latency.p50_ms, figures.latency.p99_ms, figures.cpu_ms, figures.recall_at_1,
+                figures.recall_above_threshold, figures.above_threshold
             );
             search.push(figures);
         }
@@ -721,12 +745,12 @@ fn table(report: &ScaleReport) -> String {
     );
     let _ = writeln!(
         out,
-        "queries      k   ef    p50 ms   p99 ms   CPU ms  recall@1"
+        "queries      k   ef    p50 ms   p99 ms   CPU ms  recall@1  recall@1 above threshold"
     );
     for s in &report.search {
         let _ = writeln!(
             out,
-            "{:<10} {:>3} {:>4} {:>9.3} {:>8.3} {:>8.3} {:>9.3} ({} checked)",
+            "{:<10} {:>3} {:>4} {:>9.3} {:>8.3} {:>8.3} {:>9.3} ({} checked)  {:.3} ({} of them)",
             s.queries,
             s.k,
             s.ef,
@@ -734,7 +758,9 @@ fn table(report: &ScaleReport) -> String {
             s.latency.p99_ms,
             s.cpu_ms,
             s.recall_at_1,
-            s.recall_checked
+            s.recall_checked,
+            s.recall_above_threshold,
+            s.above_threshold
         );
     }
     if let Some(r) = &report.restart {
