@@ -21,9 +21,12 @@ use crate::scope::ScopeKey;
 use crate::store::{EntryId, Store, StoreError};
 
 /// Graph shape: neighbours per node and candidate breadth while building. 16 / 200 are the
-/// common defaults that reach recall@1 above 0.98 on sentence embeddings.
+/// common defaults that reach recall@1 above 0.98 on sentence embeddings. A breadth of 100
+/// builds twice as fast but, on `cachet bench scale`'s vectors at 200k entries, lowers recall@1
+/// of near-duplicate queries at `ef_search` 64 from 1.000 to 0.965 (see BENCHMARKS.md), so the
+/// product keeps 200.
 const MAX_CONNECTIONS: usize = 16;
-const EF_CONSTRUCTION: usize = 200;
+pub const EF_CONSTRUCTION: usize = 200;
 const MAX_LAYERS: usize = 16;
 const GRAPH_BASENAME: &str = "graph";
 
@@ -82,12 +85,12 @@ impl ScopeIndex {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn empty(expected: usize) -> Self {
+    fn empty(expected: usize, ef_construction: usize) -> Self {
         Self::from_graph(Hnsw::new(
             MAX_CONNECTIONS,
             expected.max(1024),
             MAX_LAYERS,
-            EF_CONSTRUCTION,
+            ef_construction,
             UnitCosine,
         ))
     }
@@ -107,12 +110,18 @@ impl ScopeIndex {
         self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn point_ids(&self) -> HashSet<usize> {
-        self.graph
+    /// Entry ids of every point in the graph, ascending: compared with sled's member list
+    /// (already in id order) by one merge walk at start-up, instead of hashing a million ids
+    /// into sets twice.
+    fn sorted_point_ids(&self) -> Vec<usize> {
+        let mut ids: Vec<usize> = self
+            .graph
             .get_point_indexation()
             .into_iter()
             .map(|p| p.get_origin_id())
-            .collect()
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 }
 
@@ -127,6 +136,9 @@ struct CheckpointRecord {
 /// All scope graphs of one sidecar.
 pub struct IndexSet {
     dir: PathBuf,
+    /// Candidate breadth of graphs built from now on (a loaded graph keeps the one it was
+    /// built with).
+    ef_construction: usize,
     scopes: RwLock<HashMap<ScopeKey, Arc<ScopeIndex>>>,
     /// One checkpoint at a time: two would pick the same generation folder for a scope, and
     /// one would delete it under the other's dump (the periodic checkpointer and a compaction's
@@ -144,25 +156,76 @@ pub struct LoadReport {
     pub tombstones: usize,
 }
 
+/// The scopes one loader thread loaded, or why it stopped.
+type LoadedScopes = Result<Vec<(ScopeKey, ScopeIndex, LoadReport)>, IndexError>;
+
+impl LoadReport {
+    fn add(&mut self, other: LoadReport) {
+        self.scopes += other.scopes;
+        self.from_checkpoint += other.from_checkpoint;
+        self.rebuilt += other.rebuilt;
+        self.replayed_entries += other.replayed_entries;
+        self.tombstones += other.tombstones;
+    }
+}
+
 impl IndexSet {
     /// Loads every scope's graph from its checkpoint (or rebuilds it) and replays sled.
+    /// Scopes load side by side, one per core: a restart waits for the slowest, not the sum.
     pub fn load(dir: &Path, store: &Store) -> Result<(Self, LoadReport), IndexError> {
         std::fs::create_dir_all(dir).map_err(|e| checkpoint_error(dir, e))?;
+        let keys: Vec<ScopeKey> = store.scopes()?.into_iter().map(|(k, _)| k).collect();
+        let next = AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(keys.len())
+            .max(1);
+        let loaded: Vec<LoadedScopes> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        while let Some(&scope) = keys.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            let (index, found) = load_scope(dir, store, &scope)?;
+                            mine.push((scope, index, found));
+                        }
+                        Ok(mine)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().expect("index loader panicked"))
+                .collect()
+        });
         let mut report = LoadReport::default();
         let mut scopes = HashMap::new();
-        for (scope, _) in store.scopes()? {
-            let index = load_scope(dir, store, &scope, &mut report)?;
+        for (scope, index, found) in loaded
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+        {
+            report.add(found);
             scopes.insert(scope, Arc::new(index));
-            report.scopes += 1;
         }
         Ok((
             Self {
                 dir: dir.to_path_buf(),
+                ef_construction: EF_CONSTRUCTION,
                 scopes: RwLock::new(scopes),
                 checkpointing: Mutex::new(()),
             },
             report,
         ))
+    }
+
+    /// Builds new graphs (new scopes, compactions) with this candidate breadth instead of
+    /// [`EF_CONSTRUCTION`]: `cachet bench scale --ef-construction` trades recall for a faster
+    /// fill with it.
+    pub fn with_ef_construction(mut self, ef_construction: usize) -> Self {
+        self.ef_construction = ef_construction.max(1);
+        self
     }
 
     fn scope(&self, scope: &ScopeKey) -> Option<Arc<ScopeIndex>> {
@@ -204,7 +267,7 @@ impl IndexSet {
                 Arc::clone(
                     scopes
                         .entry(*scope)
-                        .or_insert_with(|| Arc::new(ScopeIndex::empty(0))),
+                        .or_insert_with(|| Arc::new(ScopeIndex::empty(0, self.ef_construction))),
                 )
             }
         };
@@ -244,7 +307,7 @@ impl IndexSet {
         for (scope, old) in scopes {
             let _no_inserts = old.exclusive_gate();
             let members = store.scope_members(&scope)?;
-            let fresh = ScopeIndex::empty(members.len());
+            let fresh = ScopeIndex::empty(members.len(), self.ef_construction);
             insert_from_store(&fresh, store, &members)?;
             fresh.changes.store(members.len().max(1), Ordering::Relaxed);
             dropped += old.tombstones.read().expect("tombstones poisoned").len();
@@ -268,6 +331,11 @@ impl IndexSet {
                 (*scope, index.graph.get_nb_point(), tombstones)
             })
             .collect()
+    }
+
+    /// The candidate breadth a scope's graph was built with.
+    pub fn ef_construction_of(&self, scope: &ScopeKey) -> Option<usize> {
+        self.scope(scope).map(|i| i.graph.get_ef_construction())
     }
 
     /// Points in a scope's graph, tombstones included.
@@ -428,35 +496,36 @@ fn read_checkpoint(dir: &Path, scope: &ScopeKey, record: &CheckpointRecord) -> O
     (loaded.get_nb_point() == record.points).then_some(loaded)
 }
 
+/// Loads one scope's graph; returns it with what was found.
 fn load_scope(
     dir: &Path,
     store: &Store,
     scope: &ScopeKey,
-    report: &mut LoadReport,
-) -> Result<ScopeIndex, IndexError> {
-    let members = store.scope_members(scope)?;
-    let live: HashSet<usize> = members.iter().map(|&id| id as usize).collect();
-    let checkpoint = match read_record(store, scope)? {
-        Some(record) => read_checkpoint(dir, scope, &record),
-        None => None,
+) -> Result<(ScopeIndex, LoadReport), IndexError> {
+    let mut report = LoadReport {
+        scopes: 1,
+        ..LoadReport::default()
     };
+    let record = read_record(store, scope)?;
+    // sled's member list is read beside the graph file (a million keys take a second or two).
+    let (members, checkpoint) = std::thread::scope(|s| {
+        let members = s.spawn(|| store.scope_members(scope));
+        let checkpoint = record.and_then(|record| read_checkpoint(dir, scope, &record));
+        (members.join().expect("member scan panicked"), checkpoint)
+    });
+    let members = members?;
     let index = match checkpoint {
         Some(graph) => {
             let index = ScopeIndex::from_graph(graph);
-            let in_graph = index.point_ids();
-            let dead: HashSet<usize> = in_graph.difference(&live).copied().collect();
+            let in_graph = index.sorted_point_ids();
+            let (dead, missing) = differences(&in_graph, &members);
             // Mostly tombstones: a fresh graph is smaller and faster to search.
             if dead.len() > in_graph.len() / 2 && !dead.is_empty() {
                 None
             } else {
                 report.from_checkpoint += 1;
                 report.tombstones += dead.len();
-                *index.tombstones.write().expect("fresh lock") = dead;
-                let missing: Vec<EntryId> = members
-                    .iter()
-                    .copied()
-                    .filter(|id| !in_graph.contains(&(*id as usize)))
-                    .collect();
+                *index.tombstones.write().expect("fresh lock") = dead.into_iter().collect();
                 report.replayed_entries += insert_from_store(&index, store, &missing)?;
                 Some(index)
             }
@@ -467,14 +536,43 @@ fn load_scope(
         Some(index) => index,
         None => {
             report.rebuilt += 1;
-            let index = ScopeIndex::empty(members.len());
+            let index = ScopeIndex::empty(members.len(), EF_CONSTRUCTION);
             insert_from_store(&index, store, &members)?;
             // A rebuilt graph differs from any checkpoint on disk: write one at the next round.
             index.changes.store(members.len().max(1), Ordering::Relaxed);
             index
         }
     };
-    Ok(index)
+    Ok((index, report))
+}
+
+/// Walks the graph's point ids and sled's member ids (both ascending) side by side: returns
+/// the points whose entries are gone (to tombstone) and the members the graph lacks (to
+/// replay).
+fn differences(in_graph: &[usize], members: &[EntryId]) -> (Vec<usize>, Vec<EntryId>) {
+    let (mut dead, mut missing) = (Vec::new(), Vec::new());
+    let (mut g, mut m) = (in_graph.iter().peekable(), members.iter().peekable());
+    loop {
+        match (g.peek(), m.peek()) {
+            (Some(&&p), Some(&&id)) if p == id as usize => {
+                g.next();
+                m.next();
+            }
+            (Some(&&p), Some(&&id)) if p < id as usize => {
+                dead.push(p);
+                g.next();
+            }
+            (_, Some(&&id)) => {
+                missing.push(id);
+                m.next();
+            }
+            (Some(&&p), None) => {
+                dead.push(p);
+                g.next();
+            }
+            (None, None) => return (dead, missing),
+        }
+    }
 }
 
 /// Inserts the vectors of `ids` (those that have one) into `index`. Returns how many.
@@ -646,6 +744,49 @@ mod tests {
         index.insert(&scope, id, &unit(2));
         assert_eq!(index.search(&scope, &unit(2), 1, 64)[0].id, id);
         assert_eq!(index.checkpoint(&store).unwrap(), 1);
+    }
+
+    #[test]
+    fn several_scopes_reload_side_by_side_each_with_its_own_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).unwrap();
+        let index_dir = dir.path().join("index");
+        let (index, _) = IndexSet::load(&index_dir, &store).unwrap();
+        let scopes: Vec<ScopeKey> = (1..=5).map(|b| ScopeKey([b; 16])).collect();
+        let mut ids = Vec::new();
+        for (i, &scope) in scopes.iter().enumerate() {
+            for n in 0..40 {
+                let n = (i * 100 + n) as u64;
+                let id = store_entry(&store, scope, n);
+                index.insert(&scope, id, &unit(n));
+                ids.push((scope, n, id));
+            }
+        }
+        index.checkpoint(&store).unwrap();
+        drop(index);
+        let (index, report) = IndexSet::load(&index_dir, &store).unwrap();
+        assert_eq!(report.scopes, 5);
+        assert_eq!(report.from_checkpoint, 5);
+        for (scope, n, id) in ids {
+            assert_eq!(index.search(&scope, &unit(n), 1, 64)[0].id, id);
+            for other in scopes.iter().filter(|&&s| s != scope) {
+                assert!(index
+                    .search(other, &unit(n), 4, 64)
+                    .iter()
+                    .all(|c| c.id != id));
+            }
+        }
+    }
+
+    #[test]
+    fn differences_finds_dead_points_and_missing_members() {
+        assert_eq!(
+            differences(&[1, 2, 4, 7, 9], &[2, 3, 4, 8, 9, 10]),
+            (vec![1, 7], vec![3, 8, 10])
+        );
+        assert_eq!(differences(&[], &[5]), (vec![], vec![5]));
+        assert_eq!(differences(&[5], &[]), (vec![5], vec![]));
+        assert_eq!(differences(&[1, 2], &[1, 2]), (vec![], vec![]));
     }
 
     #[test]

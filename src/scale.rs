@@ -84,6 +84,8 @@ pub struct Settings {
     pub recall_queries: usize,
     /// Search breadths to measure (the configured `matching.ef_search` first).
     pub ef: Vec<usize>,
+    /// Candidate breadth a new graph is built with (a resumed folder keeps its graph's).
+    pub ef_construction: usize,
     /// Start `cachet serve` on the folder and time it to SERVING.
     pub restart: bool,
     /// Lookups sent to the restarted sidecar, per kind.
@@ -130,6 +132,8 @@ pub fn data(topics: usize) -> Clustered {
 pub struct FillFigures {
     pub added: u64,
     pub secs: f64,
+    /// CPU time (user + system, all threads) of the fill, before the checkpoint.
+    pub cpu_secs: f64,
     pub per_sec: f64,
     pub checkpoint_secs: f64,
 }
@@ -146,12 +150,20 @@ pub struct SearchFigures {
     pub cpu_ms: f64,
     pub recall_at_1: f64,
     pub recall_checked: usize,
+    /// Recall@1 over the checked queries whose true nearest entry is at or above
+    /// `matching.threshold`: the ones a miss would turn from a cache hit into an upstream call.
+    /// (Below it, the nearest entry would not be served anyway.)
+    pub recall_above_threshold: f64,
+    pub above_threshold: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RestartFigures {
     /// From starting the process to health SERVING (polled every 100 ms).
     pub secs_to_serving: f64,
+    /// CPU time (user + system, all threads) the sidecar had used by then: the restart's cost
+    /// on an idle machine, whatever else this one is running.
+    pub cpu_secs_to_serving: Option<f64>,
     pub rss_bytes: u64,
     pub empty_rss_bytes: u64,
     pub bytes_per_entry: f64,
@@ -167,8 +179,12 @@ pub struct ScaleReport {
     pub settings: Settings,
     pub entries: u64,
     pub dims: usize,
+    /// The candidate breadth the measured graph was built with.
+    pub ef_construction: Option<usize>,
     pub fill: FillFigures,
     pub load_in_process_secs: f64,
+    /// CPU time (user + system, all threads of this process) of that reload.
+    pub load_in_process_cpu_secs: f64,
     pub checkpoint_bytes: u64,
     pub sled_bytes: u64,
     pub search: Vec<SearchFigures>,
@@ -224,6 +240,7 @@ fn fill(
     threads: usize,
 ) -> Result<FillFigures, ScaleError> {
     let started = Instant::now();
+    let cpu_started = process_cpu_time();
     let bar = progress(to.saturating_sub(from), "filling");
     let next = AtomicU64::new(from);
     let scope = scope();
@@ -253,12 +270,14 @@ fn fill(
     })?;
     bar.finish();
     let secs = started.elapsed().as_secs_f64();
+    let cpu_secs = process_cpu_time().saturating_sub(cpu_started).as_secs_f64();
     store.flush()?;
     let checkpoint_started = Instant::now();
     index.checkpoint(store)?;
     Ok(FillFigures {
         added: to.saturating_sub(from),
         secs,
+        cpu_secs,
         per_sec: to.saturating_sub(from) as f64 / secs.max(1e-9),
         checkpoint_secs: checkpoint_started.elapsed().as_secs_f64(),
     })
@@ -278,8 +297,9 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Times `k`-nearest searches one after the other, and checks the first `check` of them
-/// against brute force.
+/// Times `k`-nearest searches one after the other, and checks the first `truth.len()` of them
+/// against brute force: `truth` holds each one's true nearest entry and whether it is at or
+/// above the similarity threshold.
 fn measure_search(
     store: &Store,
     index: &IndexSet,
@@ -287,7 +307,7 @@ fn measure_search(
     queries: &[Vec<f32>],
     k: usize,
     ef: usize,
-    truth: &[u64],
+    truth: &[(u64, bool)],
 ) -> Result<SearchFigures, ScaleError> {
     let scope = scope();
     let mut samples = Vec::with_capacity(queries.len());
@@ -302,15 +322,17 @@ fn measure_search(
         }
     }
     let cpu = thread_cpu_time().saturating_sub(cpu_started);
-    let mut hits = 0;
-    for (&n, got) in truth.iter().zip(&found) {
+    let (mut hits, mut hits_above) = (0, 0);
+    for (&(n, above), got) in truth.iter().zip(&found) {
         let want = store
             .get_exact(&scope, &chat(n).exact_key)?
             .map(|(id, _)| id);
         if want.is_some() && want == *got {
             hits += 1;
+            hits_above += usize::from(above);
         }
     }
+    let above_threshold = truth.iter().filter(|(_, above)| *above).count();
     Ok(SearchFigures {
         queries: kind,
         k,
@@ -319,6 +341,8 @@ fn measure_search(
         cpu_ms: cpu.as_secs_f64() * 1000.0 / queries.len().max(1) as f64,
         recall_at_1: hits as f64 / truth.len().max(1) as f64,
         recall_checked: truth.len(),
+        recall_above_threshold: hits_above as f64 / above_threshold.max(1) as f64,
+        above_threshold,
     })
 }
 
@@ -336,6 +360,32 @@ fn thread_cpu_time() -> std::time::Duration {
     std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
+/// CPU time (user + system) all threads of this process have used.
+fn process_cpu_time() -> std::time::Duration {
+    // SAFETY: `usage` is a valid rusage for the call to fill; RUSAGE_SELF is a constant.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return std::time::Duration::ZERO;
+        }
+        usage
+    };
+    let time =
+        |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// CPU time (user + system, all threads) another process has used, from /proc (Linux).
+fn cpu_secs_of(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf with a constant name has no preconditions.
+    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_sec > 0).then(|| ticks as f64 / per_sec as f64)
+}
+
 /// Resident memory of a process, from /proc (Linux).
 fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -350,11 +400,15 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// A `cachet serve` child on a data folder, on a free loopback port, without metrics.
+/// A `cachet serve` child on a data folder, on a free loopback port, with no admin, HTTP or
+/// metrics port (fixed ports would clash with anything else on the machine).
 struct Sidecar {
     child: Child,
     endpoint: String,
     log: PathBuf,
+    /// Kept open: the sidecar prints more lines after the first, and a closed pipe would
+    /// make it fail on them.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Sidecar {
@@ -372,19 +426,22 @@ impl Sidecar {
             .arg("serve")
             .env("CACHET_STORAGE__DATA_DIR", data_dir)
             .env("CACHET_SERVER__LISTEN", "127.0.0.1:0")
+            .env("CACHET_SERVER__ADMIN_LISTEN", "")
+            .env("CACHET_SERVER__HTTP_LISTEN", "")
             .env("CACHET_SERVER__METRICS_LISTEN", "")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
             .map_err(|source| ScaleError::Spawn { exe, source })?;
-        let stdout = child.stdout.take().expect("piped");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
         let mut line = String::new();
-        let read = std::io::BufReader::new(stdout).read_line(&mut line);
+        let read = stdout.read_line(&mut line);
         let mut sidecar = Self {
             child,
             endpoint: String::new(),
             log,
+            _stdout: stdout,
         };
         match (read, line.trim().strip_prefix("cachet: listening on ")) {
             (Ok(_), Some(addr)) => {
@@ -439,9 +496,11 @@ async fn restart(settings: &Settings, entries: u64) -> Result<RestartFigures, Sc
         Err(err) => return Err(sidecar.fail(&err.to_string())),
     };
     let secs_to_serving = started.elapsed().as_secs_f64();
+    let cpu_secs_to_serving = cpu_secs_of(sidecar.child.id());
     let rss_bytes = rss_bytes(sidecar.child.id()).unwrap_or(0);
     println!(
-        "serving after {secs_to_serving:.2} s, resident memory {}",
+        "serving after {secs_to_serving:.2} s ({} CPU), resident memory {}",
+        cpu_secs_to_serving.map_or("unknown".into(), |c| format!("{c:.2} s")),
         mib(rss_bytes)
     );
 
@@ -474,6 +533,7 @@ async fn restart(settings: &Settings, entries: u64) -> Result<RestartFigures, Sc
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(RestartFigures {
         secs_to_serving,
+        cpu_secs_to_serving,
         rss_bytes,
         empty_rss_bytes,
         bytes_per_entry: rss_bytes.saturating_sub(empty_rss_bytes) as f64 / entries.max(1) as f64,
@@ -526,7 +586,13 @@ pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<ScaleReport
             .await
             .expect("scale measurement panicked")?
     };
-    let (fill, load_in_process_secs, search) = measured;
+    let InProcess {
+        fill,
+        load_secs: load_in_process_secs,
+        load_cpu_secs: load_in_process_cpu_secs,
+        ef_construction,
+        search,
+    } = measured;
     let index_dir = settings.data_dir.join("index");
     let checkpoint_bytes = dir_bytes(&index_dir);
     let sled_bytes = dir_bytes(&settings.data_dir.join("db"));
@@ -546,8 +612,10 @@ pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<ScaleReport
         settings: settings.clone(),
         entries: settings.entries,
         dims: DIMENSIONS,
+        ef_construction,
         fill,
         load_in_process_secs,
+        load_in_process_cpu_secs,
         checkpoint_bytes,
         sled_bytes,
         search,
@@ -565,7 +633,14 @@ pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<ScaleReport
     Ok(report)
 }
 
-type InProcess = (FillFigures, f64, Vec<SearchFigures>);
+/// What was measured in this process: the fill, the reload, the searches.
+struct InProcess {
+    fill: FillFigures,
+    load_secs: f64,
+    load_cpu_secs: f64,
+    ef_construction: Option<usize>,
+    search: Vec<SearchFigures>,
+}
 
 fn measure_in_process(settings: &Settings) -> Result<InProcess, ScaleError> {
     let config = Config::default();
@@ -574,7 +649,9 @@ fn measure_in_process(settings: &Settings) -> Result<InProcess, ScaleError> {
     let index_dir = settings.data_dir.join("index");
     let fill_figures = {
         let store = Store::open(&settings.data_dir, &config.storage)?;
-        let (index, _) = IndexSet::load(&index_dir, &store)?;
+        let index = IndexSet::load(&index_dir, &store)?
+            .0
+            .with_ef_construction(settings.ef_construction);
         // Entries are numbered; the folder holds 0..have already (a resumed or reused run).
         let have = index.points(&scope()) as u64;
         if have < settings.entries {
@@ -584,11 +661,13 @@ fn measure_in_process(settings: &Settings) -> Result<InProcess, ScaleError> {
     };
     // Reload exactly as a restart does: the checkpoint, then a replay of anything newer.
     let started = Instant::now();
+    let cpu_started = process_cpu_time();
     let store = Store::open(&settings.data_dir, &config.storage)?;
     let (index, report) = IndexSet::load(&index_dir, &store)?;
     let load_secs = started.elapsed().as_secs_f64();
+    let load_cpu_secs = process_cpu_time().saturating_sub(cpu_started).as_secs_f64();
     println!(
-        "reloaded in {load_secs:.2} s ({} from checkpoint, {} rebuilt, {} replayed)",
+        "reloaded in {load_secs:.2} s, {load_cpu_secs:.2} s CPU ({} from checkpoint, {} rebuilt, {} replayed)",
         report.from_checkpoint, report.rebuilt, report.replayed_entries
     );
     let entries = settings.entries;
@@ -604,6 +683,12 @@ fn measure_in_process(settings: &Settings) -> Result<InProcess, ScaleError> {
     checked.extend_from_slice(&fresh[..check]);
     let truth = brute_force_nearest(&data, entries, &checked, threads);
     bar.finish();
+    let threshold = config.matching.threshold;
+    let truth: Vec<(u64, bool)> = truth
+        .into_iter()
+        .zip(&checked)
+        .map(|(n, q)| (n, crate::embed::similarity(&data.point(n), q) >= threshold))
+        .collect();
     let k = config.matching.candidates;
     let mut search = Vec::new();
     for &ef in &settings.ef {
@@ -613,13 +698,20 @@ fn measure_in_process(settings: &Settings) -> Result<InProcess, ScaleError> {
         ] {
             let figures = measure_search(&store, &index, kind, queries, k, ef, truth)?;
             println!(
-                "search {kind:>10} ef={ef:<4} p50 {:.3} ms  p99 {:.3} ms  CPU {:.3} ms  recall@1 {:.3}",
-                figures.latency.p50_ms, figures.latency.p99_ms, figures.cpu_ms, figures.recall_at_1
+                "search {kind:>10} ef={ef:<4} p50 {:.3} ms  p99 {:.3} ms  CPU {:.3} ms  recall@1 {:.3}, above threshold {:.3} of {}",
+                figures.latency.p50_ms, figures.latency.p99_ms, figures.cpu_ms, figures.recall_at_1,
+                figures.recall_above_threshold, figures.above_threshold
             );
             search.push(figures);
         }
     }
-    Ok((fill_figures, load_secs, search))
+    Ok(InProcess {
+        fill: fill_figures,
+        load_secs,
+        load_cpu_secs,
+        ef_construction: index.ef_construction_of(&scope()),
+        search,
+    })
 }
 
 fn table(report: &ScaleReport) -> String {
@@ -628,13 +720,22 @@ fn table(report: &ScaleReport) -> String {
     let _ = writeln!(out, "\n{}", report.note);
     let _ = writeln!(
         out,
-        "entries {}: filled {} in {:.1} s ({:.0}/s), checkpoint written in {:.1} s; reload in-process {:.2} s",
+        "entries {}: filled {} in {:.1} s ({:.0}/s, {:.0} s CPU), checkpoint written in {:.1} s; reload in-process {:.2} s ({:.2} s CPU)",
         report.entries,
         report.fill.added,
         report.fill.secs,
         report.fill.per_sec,
+        report.fill.cpu_secs,
         report.fill.checkpoint_secs,
-        report.load_in_process_secs
+        report.load_in_process_secs,
+        report.load_in_process_cpu_secs
+    );
+    let _ = writeln!(
+        out,
+        "graph: M=16, ef_construction {}",
+        report
+            .ef_construction
+            .map_or("unknown".into(), |e| e.to_string())
     );
     let _ = writeln!(
         out,
@@ -644,12 +745,12 @@ fn table(report: &ScaleReport) -> String {
     );
     let _ = writeln!(
         out,
-        "queries      k   ef    p50 ms   p99 ms   CPU ms  recall@1"
+        "queries      k   ef    p50 ms   p99 ms   CPU ms  recall@1  recall@1 above threshold"
     );
     for s in &report.search {
         let _ = writeln!(
             out,
-            "{:<10} {:>3} {:>4} {:>9.3} {:>8.3} {:>8.3} {:>9.3} ({} checked)",
+            "{:<10} {:>3} {:>4} {:>9.3} {:>8.3} {:>8.3} {:>9.3} ({} checked)  {:.3} ({} of them)",
             s.queries,
             s.k,
             s.ef,
@@ -657,14 +758,18 @@ fn table(report: &ScaleReport) -> String {
             s.latency.p99_ms,
             s.cpu_ms,
             s.recall_at_1,
-            s.recall_checked
+            s.recall_checked,
+            s.recall_above_threshold,
+            s.above_threshold
         );
     }
     if let Some(r) = &report.restart {
         let _ = writeln!(
             out,
-            "restart to SERVING: {:.2} s; resident {} (empty sidecar {}): {:.0} bytes per entry",
+            "restart to SERVING: {:.2} s ({} CPU); resident {} (empty sidecar {}): {:.0} bytes per entry",
             r.secs_to_serving,
+            r.cpu_secs_to_serving
+                .map_or("unknown".into(), |c| format!("{c:.2} s")),
             mib(r.rss_bytes),
             mib(r.empty_rss_bytes),
             r.bytes_per_entry

@@ -447,9 +447,20 @@ impl Cache {
     /// Opens the store, loads the indexes and the model.
     pub fn open(config: Arc<Config>) -> Result<(Self, LoadReport), CacheError> {
         let data = &config.storage.data_dir;
-        let store = Store::open(data, &config.storage)?;
-        let (index, report) = IndexSet::load(&data.join("index"), &store)?;
-        let embedder = Embedder::start(&config.embed)?;
+        // The model loads on one core while sled and the graphs load on the other: at a
+        // million entries the graphs take most of a restart, and the model need not wait.
+        let (embedder, loaded) = std::thread::scope(|s| {
+            let embedder = s.spawn(|| Embedder::start(&config.embed));
+            let loaded = Store::open(data, &config.storage)
+                .map_err(CacheError::from)
+                .and_then(|store| {
+                    let (index, report) = IndexSet::load(&data.join("index"), &store)?;
+                    Ok((store, index, report))
+                });
+            (embedder.join().expect("model loader panicked"), loaded)
+        });
+        let (store, index, report) = loaded?;
+        let embedder = embedder?;
         let thresholds = RwLock::new(load_thresholds(&store, &config)?);
         let alerts = Arc::new(Alerts::new(&config.alerts.webhook_url));
         let router = Router::load(&config, store.clone(), Arc::clone(&alerts))?;
