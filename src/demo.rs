@@ -14,12 +14,7 @@ use crate::proto::{CacheStatus, CompleteRequest, Labels, Message};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("cannot reach the sidecar at {endpoint}: {source}")]
-    Connect {
-        endpoint: String,
-        source: tonic::transport::Error,
-    },
-    #[error("the sidecar at {0} did not become ready (health SERVING) within {1:?}")]
+    #[error("the sidecar at {0} did not answer health SERVING within {1:?}: is it running, on that address?")]
     NotReady(String, Duration),
     #[error("request {step} failed: {status}")]
     Call { step: usize, status: tonic::Status },
@@ -106,14 +101,11 @@ pub async fn run(
     openai_base_url: Option<&str>,
     tenant: &str,
 ) -> Result<(), DemoError> {
+    // Lazily: the demo is started beside the sidecar and may be first; until the port is open,
+    // the health checks below fail and are retried like those of a sidecar still loading.
     let channel = Channel::from_shared(endpoint.to_string())
         .expect("endpoint is a URI")
-        .connect()
-        .await
-        .map_err(|source| DemoError::Connect {
-            endpoint: endpoint.to_string(),
-            source,
-        })?;
+        .connect_lazy();
     wait_until_serving(channel.clone(), Duration::from_secs(120))
         .await
         .map_err(|waited| DemoError::NotReady(endpoint.to_string(), waited))?;

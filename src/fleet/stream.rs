@@ -2,7 +2,7 @@
 //!
 //! Each event names the sidecar that published it; followers skip their own. Applying an event
 //! is idempotent (a store whose exact key already holds an answer as new or newer is skipped),
-//! so reading an event twice, after a restart between applying it and saving the cursor, is
+//! so reading an event twice, after a crash between applying it and committing the cursor, is
 //! harmless. Entries carry their scope, which carries the tenant: nothing crosses scopes.
 
 use std::future::Future;
@@ -168,7 +168,13 @@ impl Fleet {
             cursor = Some(id.id);
         }
         if let Some(cursor) = cursor {
-            if let Err(err) = self.store.set_meta(CURSOR_KEY, cursor.as_bytes()) {
+            // Committed like a store (group commit, as `storage.sync` asks), so a sidecar killed
+            // later resumes after what it applied instead of re-reading it.
+            let saved = match self.store.set_meta(CURSOR_KEY, cursor.as_bytes()) {
+                Ok(()) => self.store.commit().await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = saved {
                 tracing::warn!(%err, "fleet: cannot save the stream cursor");
             }
         }
