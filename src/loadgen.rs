@@ -1032,8 +1032,9 @@ async fn run_level(
     Ok(report)
 }
 
-/// User + system CPU time of a process so far (Linux: `/proc/PID/stat`, in clock ticks).
-fn process_cpu(pid: u32) -> Option<Duration> {
+/// User + system CPU time of a process so far, all its threads (Linux: `/proc/PID/stat`, in
+/// clock ticks).
+pub(crate) fn process_cpu(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; the fields after its ')' are plain.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();

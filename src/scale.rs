@@ -375,17 +375,6 @@ fn process_cpu_time() -> std::time::Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// CPU time (user + system, all threads) another process has used, from /proc (Linux).
-fn cpu_secs_of(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf with a constant name has no preconditions.
-    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (per_sec > 0).then(|| ticks as f64 / per_sec as f64)
-}
-
 /// Resident memory of a process, from /proc (Linux).
 fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -496,7 +485,8 @@ async fn restart(settings: &Settings, entries: u64) -> Result<RestartFigures, Sc
         Err(err) => return Err(sidecar.fail(&err.to_string())),
     };
     let secs_to_serving = started.elapsed().as_secs_f64();
-    let cpu_secs_to_serving = cpu_secs_of(sidecar.child.id());
+    let cpu_secs_to_serving =
+        crate::loadgen::process_cpu(sidecar.child.id()).map(|cpu| cpu.as_secs_f64());
     let rss_bytes = rss_bytes(sidecar.child.id()).unwrap_or(0);
     println!(
         "serving after {secs_to_serving:.2} s ({} CPU), resident memory {}",
