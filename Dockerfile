@@ -16,8 +16,10 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # build.rs compiles the proto with a vendored protoc, so no system protobuf is needed;
-# benches/ is listed because Cargo.toml declares the bench target.
+# benches/ is listed because Cargo.toml declares the bench target, vendor/ because Cargo.toml
+# patches hnsw_rs with the copy there.
 COPY Cargo.toml Cargo.lock build.rs ./
+COPY vendor ./vendor
 COPY proto ./proto
 COPY src ./src
 COPY benches ./benches

@@ -597,6 +597,7 @@ mod tests {
     use super::*;
     use crate::config::StorageConfig;
     use crate::store::{Labels, StoredEntry, Usage};
+    use std::collections::BTreeMap;
 
     fn unit(seed: u64) -> Vec<f32> {
         // Deterministic pseudo-random unit vectors (xorshift).
@@ -691,6 +692,59 @@ mod tests {
             index.search(&other, &unit(1), 1, 64).is_empty(),
             "scopes are separate"
         );
+    }
+
+    /// Every point's neighbours, layer by layer, as (entry id, distance bits), by entry id.
+    fn links(index: &IndexSet, scope: &ScopeKey) -> BTreeMap<usize, Vec<Vec<(usize, u32)>>> {
+        let scopes = index.scopes.read().unwrap();
+        scopes[scope]
+            .graph
+            .get_point_indexation()
+            .into_iter()
+            .map(|point| {
+                let layers = point
+                    .get_neighborhood_id()
+                    .into_iter()
+                    .map(|layer| {
+                        layer
+                            .iter()
+                            .map(|n| (n.d_id, n.distance.to_bits()))
+                            .collect()
+                    })
+                    .collect();
+                (point.get_origin_id(), layers)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reloaded_graph_links_every_point_to_the_neighbours_it_was_dumped_with() {
+        // The checkpoint loader is our patch to hnsw_rs (vendor/hnsw_rs/PATCHES.md): it links
+        // points on several threads, so check it rebuilds the very graph that was dumped.
+        let dir = tempfile::tempdir().unwrap();
+        let scope = ScopeKey([5; 16]);
+        let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).unwrap();
+        let index_dir = dir.path().join("index");
+        let (index, _) = IndexSet::load(&index_dir, &store).unwrap();
+        for n in 0..3_000 {
+            let id = store_entry(&store, scope, n);
+            index.insert(&scope, id, &unit(n));
+        }
+        index.checkpoint(&store).unwrap();
+        let dumped = links(&index, &scope);
+        drop(index);
+
+        let (index, report) = IndexSet::load(&index_dir, &store).unwrap();
+        assert_eq!(report.from_checkpoint, 1);
+        let reloaded = links(&index, &scope);
+        assert_eq!(reloaded.len(), 3_000);
+        assert!(
+            reloaded
+                .values()
+                .any(|layers| layers.iter().skip(1).any(|l| !l.is_empty())),
+            "the graph has upper layers"
+        );
+        assert_eq!(reloaded, dumped);
     }
 
     #[test]

@@ -30,7 +30,6 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 use std::sync::Arc;
 
-use std::collections::HashMap;
 
 use anyhow::*;
 use std::any::type_name;
@@ -638,7 +637,10 @@ impl HnswIo {
         //
         let mut points_by_layer: Vec<Vec<Arc<Point<T>>>> =
             Vec::with_capacity(NB_LAYER_MAX as usize);
-        let mut neighbourhood_map: HashMap<PointId, Vec<Vec<Neighbour>>> = HashMap::new();
+        // cachet patch: neighbourhoods are kept in load order, [layer][rank] like the points,
+        // instead of in a HashMap keyed by PointId; see link_neighbours.
+        let mut neighbourhoods: Vec<Vec<Vec<Vec<Neighbour>>>> =
+            Vec::with_capacity(NB_LAYER_MAX as usize);
         // load max layer
         let mut it_slice = [0u8; ::std::mem::size_of::<u8>()];
         graph_in.read_exact(&mut it_slice)?;
@@ -666,6 +668,7 @@ impl HnswIo {
             let nbpoints = usize::from_ne_bytes(it_slice);
             debug!(" layer {:?} , nb points {:?}", l, nbpoints);
             let mut vlayer: Vec<Arc<Point<T>>> = Vec::with_capacity(nbpoints);
+            let mut vlayer_neighbourhoods: Vec<Vec<Vec<Neighbour>>> = Vec::with_capacity(nbpoints);
             // load graph and data part of point. Points are dumped in the same order.
             for r in 0..nbpoints {
                 // do we use mmap? for this point. We must load into memory up to threshold points, and we also want the  most
@@ -706,34 +709,17 @@ impl HnswIo {
                 }
                 assert_eq!(r, p_id.1 as usize);
                 // store neoghbour info of this point
-                neighbourhood_map.insert(p_id, load_point_res.1);
+                vlayer_neighbourhoods.push(load_point_res.1);
                 vlayer.push(point);
                 nb_points_loaded += 1;
                 nb_still_to_load -= 1;
                 assert!(nb_still_to_load >= 0);
             }
             points_by_layer.push(vlayer);
+            neighbourhoods.push(vlayer_neighbourhoods);
         }
         // at this step all points are loaded , but without their neighbours fileds are not yet initialized
-        let mut nbp: usize = 0;
-        for (p_id, neighbours) in &neighbourhood_map {
-            let point = &points_by_layer[p_id.0 as usize][p_id.1 as usize];
-            for (l, neighbours) in neighbours.iter().enumerate() {
-                for n in neighbours {
-                    let n_point = &points_by_layer[n.p_id.0 as usize][n.p_id.1 as usize];
-                    // now n_point is the Arc<Point> corresponding to neighbour n of point,
-                    // construct a corresponding PointWithOrder
-                    let n_pwo = PointWithOrder::<T>::new(n_point, n.distance);
-                    point.neighbours.write()[l].push(Arc::new(n_pwo));
-                } // end of for n
-                //  must sort
-                point.neighbours.write()[l].sort_unstable();
-            } // end of for l
-            nbp += 1;
-            if nbp.is_multiple_of(500_000) {
-                debug!("reloading nb_points neighbourhood completed : {}", nbp);
-            }
-        } // end loop in neighbourhood_map
+        link_neighbours(&points_by_layer, neighbourhoods)?;
         //
         // get id of entry_point
         // load entry point
@@ -1217,6 +1203,67 @@ fn skip_point_data(origin_id: usize, data_in: &mut dyn Read, _descr: &Descriptio
 
 /// This structure gathers info loaded in dumped graph file for a point.
 type PointGraphInfo = (usize, PointId, Vec<Vec<Neighbour>>);
+
+/// cachet patch: links every loaded point to its neighbours, the points split across rayon's
+/// threads.
+///
+/// Upstream walked a `HashMap<PointId, _>` (random order) on one thread, taking a point's write
+/// lock once per link. Each link clones the neighbour's `Arc<Point>`, a cache miss on a random
+/// point, and those misses are the bulk of a large reload: here several threads wait on their
+/// misses at once, each point's lock is taken once, and points are visited in memory order.
+fn link_neighbours<'b, T>(
+    points_by_layer: &[Vec<Arc<Point<'b, T>>>],
+    neighbourhoods: Vec<Vec<Vec<Vec<Neighbour>>>>,
+) -> Result<()>
+where
+    T: Clone + Send + Sync,
+{
+    use rayon::prelude::*;
+    for (layer, neighbourhoods) in points_by_layer.iter().zip(neighbourhoods) {
+        layer
+            .par_iter()
+            .zip(neighbourhoods.into_par_iter())
+            .try_for_each(|(point, neighbourhood)| {
+                link_point(points_by_layer, point, &neighbourhood)
+            })?;
+    }
+    Ok(())
+}
+
+fn link_point<'b, T>(
+    points_by_layer: &[Vec<Arc<Point<'b, T>>>],
+    point: &Arc<Point<'b, T>>,
+    neighbourhood: &[Vec<Neighbour>],
+) -> Result<()>
+where
+    T: Clone + Send + Sync,
+{
+    let point_of = |n: &Neighbour| {
+        points_by_layer
+            .get(n.p_id.0 as usize)
+            .and_then(|points| points.get(usize::try_from(n.p_id.1).ok()?))
+            .ok_or_else(|| anyhow!("neighbour {:?} is not in the graph", n.p_id))
+    };
+    let mut linked = Vec::with_capacity(neighbourhood.len());
+    for layer in neighbourhood {
+        // Read every neighbour's reference count before cloning any: plain loads of the
+        // neighbours' (cold, scattered) cache lines overlap, while each clone is a locked
+        // increment that would otherwise wait out its own miss before the next one could start.
+        let mut counts = 0;
+        for n in layer {
+            counts += Arc::strong_count(point_of(n)?);
+        }
+        std::hint::black_box(counts);
+        let mut in_layer = Vec::with_capacity(layer.len());
+        for n in layer {
+            in_layer.push(Arc::new(PointWithOrder::new(point_of(n)?, n.distance)));
+        }
+        in_layer.sort_unstable();
+        linked.push(in_layer);
+    }
+    *point.neighbours.write() = linked;
+    Ok(())
+}
 
 // This function reads neighbourhood info and returns neighbourhood info.
 // It suppose and requires that the file graph_in is just at beginning of info related to origin_id
