@@ -103,7 +103,12 @@ fn bench_index(c: &mut Criterion) {
     let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).expect("store");
     let (index, _) = IndexSet::load(&dir.path().join("index"), &store).expect("index");
     let scope = ScopeKey([1; 16]);
-    let data = cachet::scale::data(POINTS as usize / 10);
+    let shape = cachet::synthetic::Shape::Calibrated;
+    let data = cachet::scale::Generator {
+        shape,
+        topics: shape.default_topics(POINTS),
+    }
+    .data();
     // The index needs the store's entries only when it reloads; searching in memory does not.
     let started = std::time::Instant::now();
     std::thread::scope(|s| {
@@ -160,7 +165,10 @@ fn bench_index(c: &mut Criterion) {
             data_dir.display(),
             started.elapsed().as_secs_f64()
         );
-        let data = cachet::scale::data(cachet::scale::DEFAULT_TOPICS);
+        let data = cachet::scale::folder_generator(data_dir)
+            .expect("generator record")
+            .expect("a folder filled by `cachet bench scale` records its generator")
+            .data();
         let queries: Vec<Vec<f32>> = (0..QUERIES)
             .map(|q| data.paraphrase_of((q * 7919 + 13) % points, q))
             .collect();

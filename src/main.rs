@@ -188,8 +188,13 @@ enum BenchKind {
         /// The data folder (kept, so later runs and `CACHET_BENCH_SCALE_DIR` can reuse it).
         #[arg(long)]
         data_dir: PathBuf,
-        #[arg(long, default_value_t = cachet::scale::DEFAULT_TOPICS)]
-        topics: usize,
+        /// Shape of the synthetic vectors: `calibrated` (fitted to real question embeddings)
+        /// or `isotropic` (a hard case). Default: the folder's, else calibrated.
+        #[arg(long, value_enum)]
+        shape: Option<cachet::synthetic::Shape>,
+        /// Topics the vectors cluster in. Default: the folder's, else the shape's default.
+        #[arg(long)]
+        topics: Option<usize>,
         /// Searches timed per query kind.
         #[arg(long, default_value_t = 2_000)]
         queries: usize,
@@ -366,6 +371,7 @@ async fn main() -> anyhow::Result<()> {
                 Some(BenchKind::Scale {
                     entries,
                     data_dir,
+                    shape,
                     topics,
                     queries,
                     recall_queries,
@@ -380,6 +386,7 @@ async fn main() -> anyhow::Result<()> {
             let settings = cachet::scale::Settings {
                 entries,
                 data_dir,
+                shape,
                 topics,
                 queries,
                 recall_queries,

@@ -36,15 +36,15 @@ use crate::proto::cache_client::CacheClient;
 use crate::proto::{CacheStatus, LookupRequest};
 use crate::scope::{ChatMessage, Role, SamplingParams, ScopeKey, ScopedChat};
 use crate::store::{Labels, Store, StoreError, StoredEntry, Usage};
-use crate::synthetic::{brute_force_nearest, Clustered};
+use crate::synthetic::{brute_force_nearest, Clustered, Shape};
 
 const TENANT: &str = "default";
 const MODEL: &str = "bench-model";
 const SYSTEM: &str = "You are a helpful assistant. Answer briefly. (cachet bench scale)";
 /// Fixed so that a later run (or the criterion bench) regenerates the same points.
 pub const SEED: u64 = 0x5ca1_ab1e;
-/// Topics of the synthetic points unless `--topics` says otherwise.
-pub const DEFAULT_TOPICS: usize = 1_000;
+/// Kept in a data folder: the generator its entries came from.
+const GENERATOR_FILE: &str = "synthetic.json";
 const ANSWER: &str = "A stored answer written by `cachet bench scale`.";
 
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +77,10 @@ pub struct Settings {
     /// resumed or reused.
     pub entries: u64,
     pub data_dir: PathBuf,
-    /// Topics of the synthetic vectors.
-    pub topics: usize,
+    /// Shape and topics of the synthetic vectors; unset, the folder's own (see
+    /// [`folder_generator`]) or else calibrated vectors in [`Shape::default_topics`].
+    pub shape: Option<Shape>,
+    pub topics: Option<usize>,
     /// Queries timed per kind; recall is checked on the first `recall_queries` of them.
     pub queries: usize,
     pub recall_queries: usize,
@@ -123,9 +125,65 @@ fn chat(n: u64) -> ScopedChat {
     )
 }
 
-/// The generator of this tool's points: every run with the same topics makes the same data.
-pub fn data(topics: usize) -> Clustered {
-    Clustered::new(SEED, DIMENSIONS, topics)
+/// Which synthetic vectors a folder holds: every run with the same generator makes the same
+/// points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Generator {
+    pub shape: Shape,
+    pub topics: usize,
+}
+
+impl Generator {
+    pub fn data(self) -> Clustered {
+        Clustered::new(SEED, DIMENSIONS, self.topics, self.shape)
+    }
+}
+
+/// The generator a filled folder's entries came from (`None` for a folder never filled, or
+/// filled before folders recorded it).
+pub fn folder_generator(data_dir: &Path) -> Result<Option<Generator>, ScaleError> {
+    let path = data_dir.join(GENERATOR_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|err| {
+            ScaleError::Settings(format!(
+                "{} is not a generator record: {err}",
+                path.display()
+            ))
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ScaleError::Write { path, source }),
+    }
+}
+
+/// The generator for this run: the folder's, which the settings may not contradict (the
+/// points already stored must be regenerated for brute force), or else the one asked for,
+/// then recorded in the folder.
+fn generator(settings: &Settings) -> Result<Generator, ScaleError> {
+    if let Some(kept) = folder_generator(&settings.data_dir)? {
+        if settings.shape.is_some_and(|shape| shape != kept.shape)
+            || settings.topics.is_some_and(|topics| topics != kept.topics)
+        {
+            return Err(ScaleError::Settings(format!(
+                "{} holds {:?} vectors in {} topics; leave --shape and --topics out (or give those), or use a new folder",
+                settings.data_dir.display(),
+                kept.shape,
+                kept.topics
+            )));
+        }
+        return Ok(kept);
+    }
+    let shape = settings.shape.unwrap_or(Shape::Calibrated);
+    let generator = Generator {
+        shape,
+        topics: settings
+            .topics
+            .unwrap_or_else(|| shape.default_topics(settings.entries)),
+    };
+    let path = settings.data_dir.join(GENERATOR_FILE);
+    std::fs::create_dir_all(&settings.data_dir)
+        .and_then(|()| std::fs::write(&path, serde_json::to_vec(&generator).expect("serialisable")))
+        .map_err(|source| ScaleError::Write { path, source })?;
+    Ok(generator)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -177,6 +235,7 @@ pub struct ScaleReport {
     pub machine: Machine,
     pub note: &'static str,
     pub settings: Settings,
+    pub generator: Generator,
     pub entries: u64,
     pub dims: usize,
     /// The candidate breadth the measured graph was built with.
@@ -191,7 +250,8 @@ pub struct ScaleReport {
     pub restart: Option<RestartFigures>,
 }
 
-const NOTE: &str = "SYNTHETIC vectors (clustered unit vectors, 384 dims), stored through the \
+const NOTE: &str =
+    "SYNTHETIC vectors (clustered unit vectors, 384 dims; see `generator`), stored through the \
 product's own store and index code; no embedding. Search figures are in-process, one thread.";
 
 fn progress(len: u64, what: &str) -> ProgressBar {
@@ -562,17 +622,19 @@ pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<ScaleReport
         ));
     }
     let machine = Machine::this();
+    let generator = generator(settings)?;
     println!(
-        "cachet bench scale: {} entries in {} ({} topics, {DIMENSIONS} dims, SYNTHETIC vectors); machine: {} cores, load average {}",
+        "cachet bench scale: {} entries in {} (SYNTHETIC vectors, {:?} shape, {} topics, {DIMENSIONS} dims); machine: {} cores, load average {}",
         settings.entries,
         settings.data_dir.display(),
-        settings.topics,
+        generator.shape,
+        generator.topics,
         machine.cores,
         machine.load_average.as_deref().unwrap_or("unknown"),
     );
     let measured = {
         let settings = settings.clone();
-        tokio::task::spawn_blocking(move || measure_in_process(&settings))
+        tokio::task::spawn_blocking(move || measure_in_process(&settings, generator))
             .await
             .expect("scale measurement panicked")?
     };
@@ -600,6 +662,7 @@ pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<ScaleReport
         machine,
         note: NOTE,
         settings: settings.clone(),
+        generator,
         entries: settings.entries,
         dims: DIMENSIONS,
         ef_construction,
@@ -632,10 +695,10 @@ struct InProcess {
     search: Vec<SearchFigures>,
 }
 
-fn measure_in_process(settings: &Settings) -> Result<InProcess, ScaleError> {
+fn measure_in_process(settings: &Settings, generator: Generator) -> Result<InProcess, ScaleError> {
     let config = Config::default();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let data = data(settings.topics);
+    let data = generator.data();
     let index_dir = settings.data_dir.join("index");
     let fill_figures = {
         let store = Store::open(&settings.data_dir, &config.storage)?;
@@ -776,4 +839,54 @@ fn table(report: &ScaleReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(data_dir: &Path, shape: Option<Shape>, topics: Option<usize>) -> Settings {
+        Settings {
+            entries: 1_000,
+            data_dir: data_dir.to_path_buf(),
+            shape,
+            topics,
+            queries: 10,
+            recall_queries: 10,
+            ef: vec![64],
+            ef_construction: 200,
+            restart: false,
+            lookups: 0,
+        }
+    }
+
+    #[test]
+    fn a_folder_keeps_the_generator_it_was_filled_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = generator(&settings(dir.path(), None, None)).unwrap();
+        assert_eq!(
+            first,
+            Generator {
+                shape: Shape::Calibrated,
+                topics: 250
+            }
+        );
+        assert_eq!(folder_generator(dir.path()).unwrap(), Some(first));
+        // A resumed run to more entries keeps the topics its points were drawn with.
+        let resumed = Settings {
+            entries: 2_000,
+            ..settings(dir.path(), None, None)
+        };
+        assert_eq!(generator(&resumed).unwrap(), first);
+        assert_eq!(
+            generator(&settings(dir.path(), Some(Shape::Calibrated), Some(250))).unwrap(),
+            first
+        );
+        let err = generator(&settings(dir.path(), Some(Shape::Isotropic), None)).unwrap_err();
+        assert!(
+            err.to_string().contains("Calibrated vectors in 250 topics"),
+            "{err}"
+        );
+        assert!(generator(&settings(dir.path(), None, Some(10))).is_err());
+    }
 }
