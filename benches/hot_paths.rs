@@ -87,6 +87,36 @@ fn bench_search(
     group.finish();
 }
 
+/// Prints recall@1 of `queries` (paraphrase-like, one per stored point they were made from)
+/// against brute force over the `points` stored points, regenerated from `data`.
+fn report_recall(
+    name: &str,
+    index: &IndexSet,
+    scope: ScopeKey,
+    data: &cachet::synthetic::Clustered,
+    points: u64,
+    queries: &[Vec<f32>],
+) {
+    let started = std::time::Instant::now();
+    let truths = cachet::synthetic::brute_force_nearest(data, points, queries, 2);
+    let brute_force_ms = started.elapsed().as_secs_f64() * 1000.0 / queries.len() as f64;
+    let found = queries
+        .iter()
+        .zip(&truths)
+        .filter(|(query, &truth)| {
+            index
+                .search(&scope, query, K, EF)
+                .first()
+                .is_some_and(|c| c.id == truth)
+        })
+        .count();
+    eprintln!(
+        "index/search_{name}: recall@1 = {:.3} ({found}/{} paraphrase-like queries, k={K}, ef={EF}, against brute force, {brute_force_ms:.2} ms a query with the points regenerated)",
+        found as f64 / queries.len() as f64,
+        queries.len()
+    );
+}
+
 /// Candidates and search breadth of the default config (`matching.candidates`, `ef_search`).
 const K: usize = 4;
 const EF: usize = 64;
@@ -94,9 +124,9 @@ const QUERIES: u64 = 200;
 
 /// HNSW search over SYNTHETIC clustered unit vectors (see `cachet::synthetic`), with queries
 /// near stored points the way a paraphrase is near its stored prompt. 10k points are built
-/// here; larger graphs come from data folders written by `cachet bench scale` (which also
-/// measures their recall): `CACHET_BENCH_SCALE_DIRS=/data/100k,/data/1m` loads each one's
-/// checkpoint through the product's loader and benches `index/search_{entries}`.
+/// here; larger graphs come from data folders written by `cachet bench scale`:
+/// `CACHET_BENCH_SCALE_DIRS=/data/100k,/data/1m` loads each one's checkpoint through the
+/// product's loader, prints its recall@1 and benches `index/search_{entries}`.
 fn bench_index(c: &mut Criterion) {
     const POINTS: u64 = 10_000;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -128,23 +158,7 @@ fn bench_index(c: &mut Criterion) {
     let queries: Vec<Vec<f32>> = (0..QUERIES)
         .map(|q| data.paraphrase_of((q * 7919) % POINTS, q))
         .collect();
-    let started = std::time::Instant::now();
-    let truths = cachet::synthetic::brute_force_nearest(&data, POINTS, &queries, 2);
-    let brute_force_ms = started.elapsed().as_secs_f64() * 1000.0 / QUERIES as f64;
-    let found = queries
-        .iter()
-        .zip(&truths)
-        .filter(|(query, &truth)| {
-            index
-                .search(&scope, query, K, EF)
-                .first()
-                .is_some_and(|c| c.id == truth)
-        })
-        .count();
-    eprintln!(
-        "index/search_10k: recall@1 = {:.3} ({found}/{QUERIES} paraphrase-like queries, k={K}, ef={EF}, against brute force, {brute_force_ms:.2} ms a query with the points regenerated)",
-        found as f64 / QUERIES as f64
-    );
+    report_recall("10k", &index, scope, &data, POINTS, &queries);
     bench_search(c, "10k", &index, scope, &queries);
 
     let dirs = std::env::var("CACHET_BENCH_SCALE_DIRS").unwrap_or_default();
@@ -177,6 +191,7 @@ fn bench_index(c: &mut Criterion) {
             p if p % 1_000 == 0 => format!("{}k", p / 1_000),
             p => p.to_string(),
         };
+        report_recall(&name, &index, scope, &data, points, &queries);
         bench_search(c, &name, &index, scope, &queries);
     }
 }
