@@ -88,7 +88,8 @@ fn bench_search(
 }
 
 /// Prints recall@1 of `queries` (paraphrase-like, one per stored point they were made from)
-/// against brute force over the `points` stored points, regenerated from `data`.
+/// against brute force over the `points` stored points, regenerated from `data`; `id_of`
+/// gives the entry id of point `n`.
 fn report_recall(
     name: &str,
     index: &IndexSet,
@@ -96,6 +97,7 @@ fn report_recall(
     data: &cachet::synthetic::Clustered,
     points: u64,
     queries: &[Vec<f32>],
+    id_of: impl Fn(u64) -> Option<u64>,
 ) {
     let started = std::time::Instant::now();
     let truths = cachet::synthetic::brute_force_nearest(data, points, queries, 2);
@@ -107,7 +109,7 @@ fn report_recall(
             index
                 .search(&scope, query, K, EF)
                 .first()
-                .is_some_and(|c| c.id == truth)
+                .is_some_and(|c| Some(c.id) == id_of(truth))
         })
         .count();
     eprintln!(
@@ -158,7 +160,7 @@ fn bench_index(c: &mut Criterion) {
     let queries: Vec<Vec<f32>> = (0..QUERIES)
         .map(|q| data.paraphrase_of((q * 7919) % POINTS, q))
         .collect();
-    report_recall("10k", &index, scope, &data, POINTS, &queries);
+    report_recall("10k", &index, scope, &data, POINTS, &queries, Some);
     bench_search(c, "10k", &index, scope, &queries);
 
     let dirs = std::env::var("CACHET_BENCH_SCALE_DIRS").unwrap_or_default();
@@ -191,7 +193,9 @@ fn bench_index(c: &mut Criterion) {
             p if p % 1_000 == 0 => format!("{}k", p / 1_000),
             p => p.to_string(),
         };
-        report_recall(&name, &index, scope, &data, points, &queries);
+        report_recall(&name, &index, scope, &data, points, &queries, |n| {
+            cachet::scale::entry_id(&store, n).expect("sled read")
+        });
         bench_search(c, &name, &index, scope, &queries);
     }
 }

@@ -35,7 +35,7 @@ use crate::loadgen::{Latency, Machine};
 use crate::proto::cache_client::CacheClient;
 use crate::proto::{CacheStatus, LookupRequest};
 use crate::scope::{ChatMessage, Role, SamplingParams, ScopeKey, ScopedChat};
-use crate::store::{Labels, Store, StoreError, StoredEntry, Usage};
+use crate::store::{EntryId, Labels, Store, StoreError, StoredEntry, Usage};
 use crate::synthetic::{brute_force_nearest, Clustered, Shape};
 
 const TENANT: &str = "default";
@@ -123,6 +123,14 @@ fn chat(n: u64) -> ScopedChat {
         &messages(&question(n)),
         &SamplingParams::default(),
     )
+}
+
+/// The id under which a folder stores synthetic entry `n` (ids follow insertion order, which
+/// the fill's threads interleave).
+pub fn entry_id(store: &Store, n: u64) -> Result<Option<EntryId>, StoreError> {
+    Ok(store
+        .get_exact(&scope(), &chat(n).exact_key)?
+        .map(|(id, _)| id))
 }
 
 /// Which synthetic vectors a folder holds: every run with the same generator makes the same
@@ -384,9 +392,7 @@ fn measure_search(
     let cpu = thread_cpu_time().saturating_sub(cpu_started);
     let (mut hits, mut hits_above) = (0, 0);
     for (&(n, above), got) in truth.iter().zip(&found) {
-        let want = store
-            .get_exact(&scope, &chat(n).exact_key)?
-            .map(|(id, _)| id);
+        let want = entry_id(store, n)?;
         if want.is_some() && want == *got {
             hits += 1;
             hits_above += usize::from(above);
