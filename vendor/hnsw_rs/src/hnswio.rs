@@ -30,7 +30,6 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 use std::sync::Arc;
 
-
 use anyhow::*;
 use std::any::type_name;
 
@@ -614,7 +613,7 @@ impl HnswIo {
         &'a self,
         graph_in: &mut dyn Read,
         descr: &Description,
-        data_in: &mut dyn Read,
+        data_in: &mut (dyn Read + Send),
     ) -> anyhow::Result<PointIndexation<'b, T>>
     where
         T: 'static + Serialize + DeserializeOwned + Clone + Sized + Send + Sync + std::fmt::Debug,
@@ -653,8 +652,16 @@ impl HnswIo {
         let mut nb_points_loaded: usize = 0;
         let mut nb_still_to_load = descr.nb_point as i64;
         let (use_mmap, max_nbpoint_in_memory) = self.options.use_mmap();
+        if !use_mmap {
+            // cachet patch: see load_points_side_by_side.
+            (points_by_layer, neighbourhoods) =
+                load_points_side_by_side(graph_in, descr, data_in, nb_layer)?;
+            nb_points_loaded = points_by_layer.iter().map(Vec::len).sum();
+            self.nb_point_loaded
+                .fetch_add(nb_points_loaded, Ordering::Relaxed);
+        }
         //
-        for l in 0..nb_layer as usize {
+        for l in 0..(if use_mmap { nb_layer as usize } else { 0 }) {
             // read and check magic
             debug!("loading layer {:?}", l);
             let mut it_slice = [0u8; ::std::mem::size_of::<u32>()];
@@ -1109,27 +1116,31 @@ fn load_point_data<T>(
 where
     T: 'static + DeserializeOwned + Clone + Sized + Send + Sync,
 {
-    //
     trace!("load_point_data , origin id : {}", origin_id);
-    //
-    // construct a point from data_in
-    //
-    let mut it_slice = [0u8; std::mem::size_of::<u32>()];
-    data_in.read_exact(&mut it_slice)?;
-    let magic = u32::from_ne_bytes(it_slice);
-    assert_eq!(
-        magic, MAGICDATAP,
-        "magic not equal to MAGICDATAP in load_point, point_id : {:?} ",
-        origin_id
-    );
-    // read origin id
-    let mut it_slice = [0u8; std::mem::size_of::<u64>()];
-    data_in.read_exact(&mut it_slice)?;
-    let origin_id_data = u64::from_ne_bytes(it_slice) as usize;
+    let (origin_id_data, v) = read_point_data(data_in, descr)?;
     assert_eq!(
         origin_id, origin_id_data,
         "origin_id incoherent between graph and data"
     );
+    Ok(v)
+}
+
+/// cachet patch: the next point of the data file, with the origin id the file gives it
+/// (`load_point_data` without the check against the graph, for a reader that runs ahead of it).
+fn read_point_data<T>(data_in: &mut dyn Read, descr: &Description) -> Result<(usize, Vec<T>)>
+where
+    T: 'static + DeserializeOwned + Clone + Sized + Send + Sync,
+{
+    let mut it_slice = [0u8; std::mem::size_of::<u32>()];
+    data_in.read_exact(&mut it_slice)?;
+    let magic = u32::from_ne_bytes(it_slice);
+    if magic != MAGICDATAP {
+        return Err(anyhow!("magic not equal to MAGICDATAP in the data file"));
+    }
+    // read origin id
+    let mut it_slice = [0u8; std::mem::size_of::<u64>()];
+    data_in.read_exact(&mut it_slice)?;
+    let origin_id_data = u64::from_ne_bytes(it_slice) as usize;
     // now read data. we use size_t that is in description, to take care of the casewhere we reload
     let mut it_slice = [0u8; std::mem::size_of::<u64>()];
     data_in.read_exact(&mut it_slice)?;
@@ -1162,8 +1173,8 @@ where
         Vec::new()
     };
     //
-    Ok(v)
-} // end of load_point_data
+    Ok((origin_id_data, v))
+} // end of read_point_data
 
 // We need to maintain coherence in data and graph stream, so we read to keep in phase
 fn skip_point_data(origin_id: usize, data_in: &mut dyn Read, _descr: &Description) -> Result<()> {
@@ -1263,6 +1274,90 @@ where
     }
     *point.neighbours.write() = linked;
     Ok(())
+}
+
+/// Points of each layer, and their neighbourhoods, as `load_point_indexation` builds them.
+type LoadedLayers<'b, T> = (Vec<Vec<Arc<Point<'b, T>>>>, Vec<Vec<Vec<Vec<Neighbour>>>>);
+
+/// cachet patch: reads the data file (the vectors) on a thread of its own while this thread
+/// reads the graph file, then makes the points. Upstream read the two files in turn, point by
+/// point, on one thread; the two are independent until a point is made from both. Making every
+/// point after the reads also puts the points' allocations side by side instead of between
+/// their vectors, which the linking (a cache miss per link) then walks more cheaply.
+fn load_points_side_by_side<'b, T>(
+    graph_in: &mut dyn Read,
+    descr: &Description,
+    data_in: &mut (dyn Read + Send),
+    nb_layer: u8,
+) -> Result<LoadedLayers<'b, T>>
+where
+    T: 'static + DeserializeOwned + Clone + Sized + Send + Sync,
+{
+    let (graph, data) = std::thread::scope(|s| {
+        let data = s.spawn(|| {
+            (0..descr.nb_point)
+                .map(|_| read_point_data::<T>(data_in, descr))
+                .collect::<Result<Vec<_>>>()
+        });
+        let graph = read_graph_layers(graph_in, descr, nb_layer);
+        let data = data
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("reading the data file panicked")));
+        (graph, data)
+    });
+    let mut data = data?.into_iter();
+    let mut points_by_layer = Vec::with_capacity(NB_LAYER_MAX as usize);
+    let mut neighbourhoods = Vec::with_capacity(NB_LAYER_MAX as usize);
+    for (l, layer) in graph?.into_iter().enumerate() {
+        let mut points = Vec::with_capacity(layer.len());
+        let mut layer_neighbourhoods = Vec::with_capacity(layer.len());
+        for (r, (origin_id, p_id, neighbourhood)) in layer.into_iter().enumerate() {
+            if p_id != PointId(l as u8, r as i32) {
+                return Err(anyhow!("point {p_id:?} found at layer {l}, rank {r}"));
+            }
+            let (data_origin_id, v) = data
+                .next()
+                .ok_or_else(|| anyhow!("the data file holds fewer points than the graph"))?;
+            if data_origin_id != origin_id {
+                return Err(anyhow!(
+                    "origin id {origin_id} in the graph file is {data_origin_id} in the data file"
+                ));
+            }
+            points.push(Arc::new(Point::new(v, origin_id, p_id)));
+            layer_neighbourhoods.push(neighbourhood);
+        }
+        points_by_layer.push(points);
+        neighbourhoods.push(layer_neighbourhoods);
+    }
+    if data.next().is_some() {
+        return Err(anyhow!("the data file holds more points than the graph"));
+    }
+    Ok((points_by_layer, neighbourhoods))
+}
+
+/// cachet patch: every point's graph record, layer by layer.
+fn read_graph_layers(
+    graph_in: &mut dyn Read,
+    descr: &Description,
+    nb_layer: u8,
+) -> Result<Vec<Vec<PointGraphInfo>>> {
+    let mut layers = Vec::with_capacity(nb_layer as usize);
+    for _ in 0..nb_layer {
+        let mut it_slice = [0u8; ::std::mem::size_of::<u32>()];
+        graph_in.read_exact(&mut it_slice)?;
+        if u32::from_ne_bytes(it_slice) != MAGICLAYER {
+            return Err(anyhow!("bad magic at layer beginning"));
+        }
+        let mut it_slice = [0u8; ::std::mem::size_of::<usize>()];
+        graph_in.read_exact(&mut it_slice)?;
+        let nbpoints = usize::from_ne_bytes(it_slice);
+        layers.push(
+            (0..nbpoints)
+                .map(|_| load_point_graph(graph_in, descr))
+                .collect::<Result<Vec<_>>>()?,
+        );
+    }
+    Ok(layers)
 }
 
 // This function reads neighbourhood info and returns neighbourhood info.
