@@ -659,71 +659,73 @@ impl HnswIo {
             nb_points_loaded = points_by_layer.iter().map(Vec::len).sum();
             self.nb_point_loaded
                 .fetch_add(nb_points_loaded, Ordering::Relaxed);
-        }
-        //
-        for l in 0..(if use_mmap { nb_layer as usize } else { 0 }) {
-            // read and check magic
-            debug!("loading layer {:?}", l);
-            let mut it_slice = [0u8; ::std::mem::size_of::<u32>()];
-            graph_in.read_exact(&mut it_slice)?;
-            let magic = u32::from_ne_bytes(it_slice);
-            if magic != MAGICLAYER {
-                return Err(anyhow!("bad magic at layer beginning"));
-            }
-            let mut it_slice = [0u8; ::std::mem::size_of::<usize>()];
-            graph_in.read_exact(&mut it_slice)?;
-            let nbpoints = usize::from_ne_bytes(it_slice);
-            debug!(" layer {:?} , nb points {:?}", l, nbpoints);
-            let mut vlayer: Vec<Arc<Point<T>>> = Vec::with_capacity(nbpoints);
-            let mut vlayer_neighbourhoods: Vec<Vec<Vec<Neighbour>>> = Vec::with_capacity(nbpoints);
-            // load graph and data part of point. Points are dumped in the same order.
-            for r in 0..nbpoints {
-                // do we use mmap? for this point. We must load into memory up to threshold points, and we also want the  most
-                // frequently accessed points, i.e those in upper layers! to be physically loaded.
-                // So we do use mmap from the moment the number of points yet to be loaded is less than threshold.
-                let point_use_mmap = match use_mmap {
-                    false => false,
-                    true => {
-                        if nb_still_to_load <= max_nbpoint_in_memory as i64 {
-                            if log::log_enabled!(log::Level::Info)
-                                && nb_still_to_load == max_nbpoint_in_memory as i64
-                            {
-                                info!(
-                                    "Switching to points in memory. nb points stiil to load {:?}",
-                                    nb_still_to_load
-                                );
+        } else {
+            // upstream: point by point, each point's mmap decision in turn
+            for l in 0..nb_layer as usize {
+                // read and check magic
+                debug!("loading layer {:?}", l);
+                let mut it_slice = [0u8; ::std::mem::size_of::<u32>()];
+                graph_in.read_exact(&mut it_slice)?;
+                let magic = u32::from_ne_bytes(it_slice);
+                if magic != MAGICLAYER {
+                    return Err(anyhow!("bad magic at layer beginning"));
+                }
+                let mut it_slice = [0u8; ::std::mem::size_of::<usize>()];
+                graph_in.read_exact(&mut it_slice)?;
+                let nbpoints = usize::from_ne_bytes(it_slice);
+                debug!(" layer {:?} , nb points {:?}", l, nbpoints);
+                let mut vlayer: Vec<Arc<Point<T>>> = Vec::with_capacity(nbpoints);
+                let mut vlayer_neighbourhoods: Vec<Vec<Vec<Neighbour>>> =
+                    Vec::with_capacity(nbpoints);
+                // load graph and data part of point. Points are dumped in the same order.
+                for r in 0..nbpoints {
+                    // do we use mmap? for this point. We must load into memory up to threshold points, and we also want the  most
+                    // frequently accessed points, i.e those in upper layers! to be physically loaded.
+                    // So we do use mmap from the moment the number of points yet to be loaded is less than threshold.
+                    let point_use_mmap = match use_mmap {
+                        false => false,
+                        true => {
+                            if nb_still_to_load <= max_nbpoint_in_memory as i64 {
+                                if log::log_enabled!(log::Level::Info)
+                                    && nb_still_to_load == max_nbpoint_in_memory as i64
+                                {
+                                    info!(
+                                        "Switching to points in memory. nb points stiil to load {:?}",
+                                        nb_still_to_load
+                                    );
+                                }
+                                false
+                            } else {
+                                true
                             }
-                            false
-                        } else {
-                            true
                         }
+                    };
+                    let load_point_res = self.load_point(graph_in, descr, data_in, point_use_mmap);
+                    if let Err(other) = load_point_res {
+                        error!("in load_point_indexation, loading of point {} failed", r);
+                        return Err(anyhow!(other));
                     }
-                };
-                let load_point_res = self.load_point(graph_in, descr, data_in, point_use_mmap);
-                if let Err(other) = load_point_res {
-                    error!("in load_point_indexation, loading of point {} failed", r);
-                    return Err(anyhow!(other));
-                }
 
-                let load_point_res = load_point_res.unwrap();
-                let point = load_point_res.0;
-                let p_id = point.get_point_id();
-                // some checks
-                assert_eq!(l, p_id.0 as usize);
-                if r != p_id.1 as usize {
-                    debug!("Origin= {:?},  p_id = {:?}", point.get_origin_id(), p_id);
-                    debug!("Storing at l {:?}, r {:?}", l, r);
+                    let load_point_res = load_point_res.unwrap();
+                    let point = load_point_res.0;
+                    let p_id = point.get_point_id();
+                    // some checks
+                    assert_eq!(l, p_id.0 as usize);
+                    if r != p_id.1 as usize {
+                        debug!("Origin= {:?},  p_id = {:?}", point.get_origin_id(), p_id);
+                        debug!("Storing at l {:?}, r {:?}", l, r);
+                    }
+                    assert_eq!(r, p_id.1 as usize);
+                    // store neoghbour info of this point
+                    vlayer_neighbourhoods.push(load_point_res.1);
+                    vlayer.push(point);
+                    nb_points_loaded += 1;
+                    nb_still_to_load -= 1;
+                    assert!(nb_still_to_load >= 0);
                 }
-                assert_eq!(r, p_id.1 as usize);
-                // store neoghbour info of this point
-                vlayer_neighbourhoods.push(load_point_res.1);
-                vlayer.push(point);
-                nb_points_loaded += 1;
-                nb_still_to_load -= 1;
-                assert!(nb_still_to_load >= 0);
+                points_by_layer.push(vlayer);
+                neighbourhoods.push(vlayer_neighbourhoods);
             }
-            points_by_layer.push(vlayer);
-            neighbourhoods.push(vlayer_neighbourhoods);
         }
         // at this step all points are loaded , but without their neighbours fileds are not yet initialized
         link_neighbours(&points_by_layer, neighbourhoods)?;
