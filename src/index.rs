@@ -637,6 +637,51 @@ mod tests {
     }
 
     #[test]
+    fn a_wide_search_returns_the_exact_nearest_live_entries_in_order() {
+        // The search loop is patched in vendor/hnsw_rs (visited set, prefetching); with a
+        // breadth far above k it must still find exactly what brute force finds, with tombstones
+        // (hnsw_rs's filtered search) and without.
+        let dir = tempfile::tempdir().unwrap();
+        let scope = ScopeKey([3; 16]);
+        let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).unwrap();
+        let (index, _) = IndexSet::load(&dir.path().join("index"), &store).unwrap();
+        let mut live: Vec<(EntryId, Vec<f32>)> = (0..1500)
+            .map(|n| {
+                let id = store_entry(&store, scope, n);
+                index.insert(&scope, id, &unit(n));
+                (id, unit(n))
+            })
+            .collect();
+        let check = |index: &IndexSet, live: &[(EntryId, Vec<f32>)]| {
+            for q in 0..25 {
+                let query = unit(100_000 + q);
+                let mut exact: Vec<(f32, EntryId)> = live
+                    .iter()
+                    .map(|(id, v)| (crate::embed::similarity(&query, v), *id))
+                    .collect();
+                exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let found: Vec<EntryId> = index
+                    .search(&scope, &query, 10, 400)
+                    .iter()
+                    .map(|c| c.id)
+                    .collect();
+                let expected: Vec<EntryId> = exact[..10].iter().map(|(_, id)| *id).collect();
+                assert_eq!(found, expected, "query {q}");
+            }
+        };
+        check(&index, &live);
+        for (id, _) in live.iter().step_by(7) {
+            index.remove(&scope, *id);
+        }
+        let removed = |n: &usize| n.is_multiple_of(7);
+        live = (live.into_iter().enumerate())
+            .filter(|(n, _)| !removed(n))
+            .map(|(_, entry)| entry)
+            .collect();
+        check(&index, &live);
+    }
+
+    #[test]
     fn checkpoint_reload_replays_new_entries_and_tombstones_removed_ones() {
         let dir = tempfile::tempdir().unwrap();
         let scope = ScopeKey([7; 16]);

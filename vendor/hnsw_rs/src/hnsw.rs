@@ -946,24 +946,23 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         // initialize visited points
         let dist_to_entry_point = self.dist_f.eval(point, entry_point.data.get_v());
         trace!("       distance to entry point: {:?} ", dist_to_entry_point);
-        // keep a list of id visited
-        let mut visited_point_id = HashMap::<PointId, Arc<Point<T>>>::new();
-        visited_point_id.insert(entry_point.p_id, Arc::clone(&entry_point));
-        //
-        let mut candidate_points =
-            BinaryHeap::<Arc<PointWithOrder<T>>>::with_capacity(skiplist_size);
-        candidate_points.push(Arc::new(PointWithOrder::new(
-            &entry_point,
-            -dist_to_entry_point,
-        )));
+        // cachet patch: the visited set keeps ids only. Upstream kept a clone of each visited
+        // point's Arc, and every clone is a locked increment on that point's cache line: a full
+        // fence, so the misses of one neighbour's vector could not overlap the next one's.
+        let mut visited_point_id = hashbrown::HashSet::<PointId>::with_capacity(16 * skiplist_size);
+        visited_point_id.insert(entry_point.p_id);
+        // cachet patch: candidates are plain values (upstream allocated an Arc for each).
+        let mut candidate_points = BinaryHeap::<PointWithOrder<T>>::with_capacity(skiplist_size);
+        candidate_points.push(PointWithOrder::new(&entry_point, -dist_to_entry_point));
         return_points.push(Arc::new(PointWithOrder::new(
             &entry_point,
             dist_to_entry_point,
         )));
+        // ranks in the current neighbour list of the neighbours not visited before
+        let mut unvisited = Vec::<usize>::new();
         // at the beginning candidate_points contains point passed as arg in layer entry_point_id.0
-        while !candidate_points.is_empty() {
+        while let Some(c) = candidate_points.pop() {
             // get nearest point in candidate_points
-            let c = candidate_points.pop().unwrap();
             // f farthest point to
             let f = return_points.peek().unwrap();
             assert!(f.dist_to_ref >= 0.);
@@ -1005,51 +1004,56 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 c_pid,
                 neighbours_c_l.len()
             );
-            for e in neighbours_c_l {
-                // HERE WE sEE THAT neighbours should be stored as PointIdWithOrder !!
-                // CAVEAT what if several point_id with same distance to ref point?
-                if !visited_point_id.contains_key(&e.point_ref.p_id) {
-                    visited_point_id.insert(e.point_ref.p_id, Arc::clone(&e.point_ref));
+            // cachet patch: first find the neighbours not visited yet and ask for their vectors,
+            // then compute the distances, in the same order as upstream. The vectors are cache
+            // misses in a large graph; asked for together, they arrive together.
+            unvisited.clear();
+            for (rank, e) in neighbours_c_l.iter().enumerate() {
+                if visited_point_id.insert(e.point_ref.p_id) {
                     trace!("             visited insertion {:?}", e.point_ref.p_id);
-                    let f_opt = return_points.peek();
-                    if f_opt.is_none() {
-                        // do some debug info, dumped distance is from e to c! as e is in c neighbours
-                        debug!("return points empty when inserting {:?}", e.point_ref.p_id);
-                        return return_points;
-                    }
-                    let f = f_opt.unwrap();
-                    let e_dist_to_p = self.dist_f.eval(point, e.point_ref.data.get_v());
-                    let f_dist_to_p = f.dist_to_ref;
-                    if e_dist_to_p < f_dist_to_p || return_points.len() < ef {
-                        let e_prime = Arc::new(PointWithOrder::new(&e.point_ref, e_dist_to_p));
-                        // a neighbour of neighbour is better, we insert it into candidate with the distance to point
-                        trace!(
-                            "                inserting new candidate {:?}",
-                            e_prime.point_ref.p_id
-                        );
-                        candidate_points
-                            .push(Arc::new(PointWithOrder::new(&e.point_ref, -e_dist_to_p)));
-                        //
-                        if let Some(f) = filter {
-                            let id: &usize = &e_prime.point_ref.get_origin_id();
-                            if f.hnsw_filter(id) {
-                                if return_points.len() == 1 {
-                                    let only_id = return_points.peek().unwrap().point_ref.origin_id;
-                                    if !f.hnsw_filter(&only_id) {
-                                        return_points.clear()
-                                    }
-                                }
-                                return_points.push(Arc::clone(&e_prime))
-                            }
-                        } else {
-                            return_points.push(Arc::clone(&e_prime));
-                        }
-
-                        if return_points.len() > ef {
-                            return_points.pop();
-                        }
-                    } // end if e.dist_to_ref < f.dist_to_ref
+                    prefetch(e.point_ref.data.get_v());
+                    unvisited.push(rank);
                 }
+            }
+            for &rank in &unvisited {
+                let e = &neighbours_c_l[rank];
+                let f_opt = return_points.peek();
+                if f_opt.is_none() {
+                    // do some debug info, dumped distance is from e to c! as e is in c neighbours
+                    debug!("return points empty when inserting {:?}", e.point_ref.p_id);
+                    return return_points;
+                }
+                let f = f_opt.unwrap();
+                let e_dist_to_p = self.dist_f.eval(point, e.point_ref.data.get_v());
+                let f_dist_to_p = f.dist_to_ref;
+                if e_dist_to_p < f_dist_to_p || return_points.len() < ef {
+                    let e_prime = Arc::new(PointWithOrder::new(&e.point_ref, e_dist_to_p));
+                    // a neighbour of neighbour is better, we insert it into candidate with the distance to point
+                    trace!(
+                        "                inserting new candidate {:?}",
+                        e_prime.point_ref.p_id
+                    );
+                    candidate_points.push(PointWithOrder::new(&e.point_ref, -e_dist_to_p));
+                    //
+                    if let Some(f) = filter {
+                        let id: &usize = &e_prime.point_ref.get_origin_id();
+                        if f.hnsw_filter(id) {
+                            if return_points.len() == 1 {
+                                let only_id = return_points.peek().unwrap().point_ref.origin_id;
+                                if !f.hnsw_filter(&only_id) {
+                                    return_points.clear()
+                                }
+                            }
+                            return_points.push(Arc::clone(&e_prime))
+                        }
+                    } else {
+                        return_points.push(Arc::clone(&e_prime));
+                    }
+
+                    if return_points.len() > ef {
+                        return_points.pop();
+                    }
+                } // end if e.dist_to_ref < f.dist_to_ref
             } // end of for on neighbours_c
         } // end of while in candidates
         //
@@ -1748,6 +1752,25 @@ where
     debug!("nb neighbours checked {:?}", nb_neighbours_checked);
     debug!("exiting check_equality");
 } // end of check_reload
+
+/// cachet patch: asks the CPU to start loading the first cache lines of a vector that is about
+/// to be read (its hardware prefetcher follows on from there). Only a hint: a no-op elsewhere.
+#[inline(always)]
+fn prefetch<T>(v: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        const LINES: usize = 2;
+        let bytes = std::mem::size_of_val(v);
+        let start = v.as_ptr().cast::<i8>();
+        for line in 0..LINES.min(bytes.div_ceil(64)) {
+            // SAFETY: a prefetch never faults, and the address is inside `v`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(line * 64)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
 
 #[cfg(test)]
 mod tests {
