@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -200,6 +200,34 @@ impl Drop for GroupCommit {
     }
 }
 
+/// Opens sled, waiting a little for its lock. sled releases the lock of a database only after
+/// its own background flusher has stopped, shortly after the last handle is dropped, so a
+/// process restarting (or a test reopening) a folder can find it still held for a moment. A lock
+/// held for longer means another process is using the folder.
+fn open_db(path: &Path, flush_every_ms: u64) -> Result<sled::Db, StoreError> {
+    const LOCK_WAIT: Duration = Duration::from_secs(3);
+    let config = sled::Config::new()
+        .path(path)
+        .flush_every_ms(Some(flush_every_ms.max(1)));
+    let started = Instant::now();
+    loop {
+        match config.open() {
+            // sled 0.34 reports it as an `Other` error with this text around the OS's EWOULDBLOCK.
+            Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_WAIT {
+                    return Err(StoreError::Io(format!(
+                        "{} is locked by another process (is another cachet using this data \
+                         folder?): {io}",
+                        path.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(a.len() + b.len());
     k.extend_from_slice(a);
@@ -237,10 +265,7 @@ impl Store {
                 StoreError::Io(format!("cannot create {}: {e}", dir.display()))
             }
         })?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .flush_every_ms(Some(storage.flush_every_ms.max(1)))
-            .open()?;
+        let db = open_db(&dir.join("db"), storage.flush_every_ms)?;
         let members = db.open_tree("members")?;
         let live = members
             .iter()
@@ -570,6 +595,19 @@ mod tests {
             created_at: 1,
             expires_at: None,
         }
+    }
+
+    #[test]
+    fn a_folder_in_use_is_refused_with_a_clear_error_and_free_once_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path(), &StorageConfig::default()).unwrap();
+        let err = Store::open(dir.path(), &StorageConfig::default())
+            .err()
+            .expect("the folder is in use");
+        assert!(err.to_string().contains("another process"), "{err}");
+        drop(first);
+        // Released: the next open waits out sled's flusher if it has to.
+        Store::open(dir.path(), &StorageConfig::default()).unwrap();
     }
 
     #[test]
