@@ -87,36 +87,48 @@ fn bench_search(
     group.finish();
 }
 
-/// Prints recall@1 of `queries` (paraphrase-like, one per stored point they were made from)
-/// against brute force over the `points` stored points, regenerated from `data`; `id_of`
-/// gives the entry id of point `n`.
-fn report_recall(
+/// Prints recall@1 of `queries` at each breadth in `efs`, against brute force over the
+/// `points` points `point(n)` gives; `id_of` gives the entry id of point `n`. A point found as
+/// similar as the true nearest one counts as found (real questions can embed identically).
+fn report_recall<P: AsRef<[f32]>>(
     name: &str,
-    index: &IndexSet,
-    scope: ScopeKey,
-    data: &cachet::synthetic::Clustered,
-    points: u64,
+    (index, scope): (&IndexSet, ScopeKey),
     queries: &[Vec<f32>],
+    efs: &[usize],
+    (point, points): (impl Fn(u64) -> P + Sync, u64),
     id_of: impl Fn(u64) -> Option<u64>,
 ) {
-    let started = std::time::Instant::now();
-    let truths = cachet::synthetic::brute_force_nearest(data, points, queries, 2);
-    let brute_force_ms = started.elapsed().as_secs_f64() * 1000.0 / queries.len() as f64;
-    let found = queries
+    let truths = cachet::synthetic::brute_force_nearest(&point, points, queries, 2);
+    let threshold = cachet::config::MatchingConfig::default().threshold;
+    let best: Vec<f32> = queries
         .iter()
         .zip(&truths)
-        .filter(|(query, &truth)| {
-            index
-                .search(&scope, query, K, EF)
-                .first()
-                .is_some_and(|c| Some(c.id) == id_of(truth))
-        })
-        .count();
-    eprintln!(
-        "index/search_{name}: recall@1 = {:.3} ({found}/{} paraphrase-like queries, k={K}, ef={EF}, against brute force, {brute_force_ms:.2} ms a query with the points regenerated)",
-        found as f64 / queries.len() as f64,
-        queries.len()
-    );
+        .map(|(query, &truth)| cachet::embed::similarity(query, point(truth).as_ref()))
+        .collect();
+    let above = best.iter().filter(|&&b| b >= threshold).count();
+    for &ef in efs {
+        let found: Vec<bool> = queries
+            .iter()
+            .zip(&truths)
+            .zip(&best)
+            .map(|((query, &truth), &best)| {
+                index
+                    .search(&scope, query, K, ef)
+                    .first()
+                    .is_some_and(|c| Some(c.id) == id_of(truth) || c.similarity >= best - 1e-6)
+            })
+            .collect();
+        let hits = found.iter().filter(|&&f| f).count();
+        let hits_above = (found.iter().zip(&best))
+            .filter(|&(&f, &b)| f && b >= threshold)
+            .count();
+        eprintln!(
+            "index/search_{name}: recall@1 = {:.3} ({hits}/{} queries, k={K}, ef={ef}, against brute force); of the {above} whose nearest is above the threshold ({threshold}): {:.3}",
+            hits as f64 / queries.len() as f64,
+            queries.len(),
+            hits_above as f64 / above.max(1) as f64,
+        );
+    }
 }
 
 /// Candidates and search breadth of the default config (`matching.candidates`, `ef_search`).
@@ -124,44 +136,72 @@ const K: usize = 4;
 const EF: usize = 64;
 const QUERIES: u64 = 200;
 
-/// HNSW search over SYNTHETIC clustered unit vectors (see `cachet::synthetic`), with queries
-/// near stored points the way a paraphrase is near its stored prompt. 10k points are built
-/// here; larger graphs come from data folders written by `cachet bench scale`:
-/// `CACHET_BENCH_SCALE_DIRS=/data/100k,/data/1m` loads each one's checkpoint through the
-/// product's loader, prints its recall@1 and benches `index/search_{entries}`.
-fn bench_index(c: &mut Criterion) {
-    const POINTS: u64 = 10_000;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(&dir.path().join("db"), &StorageConfig::default()).expect("store");
-    let (index, _) = IndexSet::load(&dir.path().join("index"), &store).expect("index");
-    let scope = ScopeKey([1; 16]);
-    let shape = cachet::synthetic::Shape::Calibrated;
-    let data = cachet::scale::Generator {
-        shape,
-        topics: shape.default_topics(POINTS),
-    }
-    .data();
-    // The index needs the store's entries only when it reloads; searching in memory does not.
+/// A graph of `points` vectors, point `n` as entry `n`, inserted on two threads the way the
+/// sidecar inserts them. It lives in memory only: the store's entries are needed to reload it,
+/// not to search it.
+fn build_graph(
+    dir: &Path,
+    name: &str,
+    points: u64,
+    point: impl Fn(u64) -> Vec<f32> + Sync,
+) -> IndexSet {
+    let store = Store::open(&dir.join("db"), &StorageConfig::default()).expect("store");
+    let (index, _) = IndexSet::load(&dir.join("index"), &store).expect("index");
     let started = std::time::Instant::now();
     std::thread::scope(|s| {
         for part in 0..2 {
-            let (index, data) = (&index, &data);
+            let (index, point) = (&index, &point);
             s.spawn(move || {
-                for i in (part..POINTS).step_by(2) {
-                    index.insert(&scope, i, &data.point(i));
+                for n in (part..points).step_by(2) {
+                    index.insert(&GRAPH_SCOPE, n, &point(n));
                 }
             });
         }
     });
     eprintln!(
-        "index/search_10k: inserted {POINTS} SYNTHETIC clustered unit vectors ({DIMENSIONS} dims) in {:.1} s (2 threads)",
+        "index/search_{name}: inserted {points} vectors ({DIMENSIONS} dims) in {:.1} s (2 threads)",
         started.elapsed().as_secs_f64()
     );
-    let queries: Vec<Vec<f32>> = (0..QUERIES)
-        .map(|q| data.paraphrase_of((q * 7919) % POINTS, q))
+    index
+}
+
+const GRAPH_SCOPE: ScopeKey = ScopeKey([1; 16]);
+
+/// Calibrated SYNTHETIC vectors (see `cachet::synthetic`) in a graph built here, searched with
+/// `queries` paraphrase-like queries, each near the stored point it was made from.
+fn bench_calibrated(c: &mut Criterion, name: &str, points: u64, queries: u64, efs: &[usize]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shape = cachet::synthetic::Shape::Calibrated;
+    let data = cachet::scale::Generator {
+        shape,
+        topics: shape.default_topics(points),
+    }
+    .data();
+    let index = build_graph(dir.path(), name, points, |n| data.point(n));
+    let queries: Vec<Vec<f32>> = (0..queries)
+        .map(|q| data.paraphrase_of((q * 7919) % points, q))
         .collect();
-    report_recall("10k", &index, scope, &data, POINTS, &queries, Some);
-    bench_search(c, "10k", &index, scope, &queries);
+    report_recall(
+        name,
+        (&index, GRAPH_SCOPE),
+        &queries,
+        efs,
+        (|n| data.point(n), points),
+        Some,
+    );
+    bench_search(c, name, &index, GRAPH_SCOPE, &queries);
+}
+
+/// HNSW search with recall@1 against brute force, at the default breadth:
+/// - `index/search_10k`: calibrated SYNTHETIC vectors, queries near stored points the way a
+///   paraphrase is near its stored prompt;
+/// - `CACHET_BENCH_SCALE_DIRS=/data/100k,/data/1m`: graphs written by `cachet bench scale`,
+///   loaded through the product's loader, as `index/search_{entries}`;
+/// - `CACHET_BENCH_REAL_VECTORS=DIR` (see `eval/real_vectors.py`): real embeddings of every
+///   distinct Quora question, searched with real paraphrases of stored ones, as
+///   `index/search_real_{n}k`, beside `index/search_calibrated_{n}k` on as many calibrated vectors.
+fn bench_index(c: &mut Criterion) {
+    bench_calibrated(c, "10k", 10_000, QUERIES, &[EF]);
 
     let dirs = std::env::var("CACHET_BENCH_SCALE_DIRS").unwrap_or_default();
     for data_dir in dirs.split(',').map(str::trim).filter(|d| !d.is_empty()) {
@@ -193,12 +233,75 @@ fn bench_index(c: &mut Criterion) {
             p if p % 1_000 == 0 => format!("{}k", p / 1_000),
             p => p.to_string(),
         };
-        report_recall(&name, &index, scope, &data, points, &queries, |n| {
-            cachet::scale::entry_id(&store, n).expect("sled read")
-        });
+        report_recall(
+            &name,
+            (&index, scope),
+            &queries,
+            &[EF],
+            (|n| data.point(n), points),
+            |n| cachet::scale::entry_id(&store, n).expect("sled read"),
+        );
         bench_search(c, &name, &index, scope, &queries);
     }
+
+    if let Ok(dir) = std::env::var("CACHET_BENCH_REAL_VECTORS") {
+        bench_real_vectors(c, Path::new(&dir));
+    }
 }
+
+/// The vectors `cachet embed-pairs` wrote to `path` (two per pair, `a` then `b`), with those
+/// of empty texts (all zeros) left out.
+fn read_pair_vectors(path: &Path) -> Vec<[Vec<f32>; 2]> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let floats: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
+    floats
+        .chunks_exact(2 * DIMENSIONS)
+        .map(|pair| [pair[..DIMENSIONS].to_vec(), pair[DIMENSIONS..].to_vec()])
+        .collect()
+}
+
+fn bench_real_vectors(c: &mut Criterion, dir: &Path) {
+    let is_text = |v: &Vec<f32>| v.iter().map(|x| x * x).sum::<f32>() > 0.5;
+    let stored: Vec<Vec<f32>> = read_pair_vectors(&dir.join("stored.f32"))
+        .into_iter()
+        .flatten()
+        .filter(is_text)
+        .collect();
+    let queries: Vec<Vec<f32>> = read_pair_vectors(&dir.join("queries.f32"))
+        .into_iter()
+        .map(|[_, paraphrase]| paraphrase)
+        .filter(is_text)
+        .collect();
+    let points = stored.len() as u64;
+    let name = format!("real_{}k", points / 1000);
+    let graph_dir = tempfile::tempdir().expect("tempdir");
+    let index = build_graph(graph_dir.path(), &name, points, |n| {
+        stored[n as usize].clone()
+    });
+    report_recall(
+        &name,
+        (&index, GRAPH_SCOPE),
+        &queries,
+        REAL_EFS,
+        (|n| stored[n as usize].as_slice(), points),
+        Some,
+    );
+    bench_search(c, &name, &index, GRAPH_SCOPE, &queries);
+    drop(index);
+    bench_calibrated(
+        c,
+        &format!("calibrated_{}k", points / 1000),
+        points,
+        queries.len() as u64,
+        REAL_EFS,
+    );
+}
+
+/// Breadths at which real and calibrated vectors are compared.
+const REAL_EFS: &[usize] = &[8, 16, 32, EF];
 
 fn bench_guard(c: &mut Criterion) {
     let mut group = c.benchmark_group("guard");

@@ -740,7 +740,7 @@ fn measure_in_process(settings: &Settings, generator: Generator) -> Result<InPro
     let bar = progress(2, "brute force");
     let mut checked: Vec<Vec<f32>> = paraphrases[..check].to_vec();
     checked.extend_from_slice(&fresh[..check]);
-    let truth = brute_force_nearest(&data, entries, &checked, threads);
+    let truth = brute_force_nearest(|i| data.point(i), entries, &checked, threads);
     bar.finish();
     let threshold = config.matching.threshold;
     let truth: Vec<(u64, bool)> = truth
