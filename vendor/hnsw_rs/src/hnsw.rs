@@ -1004,9 +1004,17 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
                 c_pid,
                 neighbours_c_l.len()
             );
-            // cachet patch: first find the neighbours not visited yet and ask for their vectors,
-            // then compute the distances, in the same order as upstream. The vectors are cache
-            // misses in a large graph; asked for together, they arrive together.
+            // cachet patch: reaching a neighbour's vector takes three dependent loads (its entry
+            // in the list, its point, the vector), each a cache miss in a large graph. Each pass
+            // below starts one of them for every neighbour, so they arrive together: entries,
+            // then points, then the vectors of the neighbours not visited yet. The distances
+            // are then computed in the same order as upstream.
+            for e in neighbours_c_l {
+                prefetch_line(Arc::as_ptr(e));
+            }
+            for e in neighbours_c_l {
+                prefetch_line(&e.point_ref.p_id);
+            }
             unvisited.clear();
             for (rank, e) in neighbours_c_l.iter().enumerate() {
                 if visited_point_id.insert(e.point_ref.p_id) {
@@ -1754,22 +1762,27 @@ where
 } // end of check_reload
 
 /// cachet patch: asks the CPU to start loading the first cache lines of a vector that is about
-/// to be read (its hardware prefetcher follows on from there). Only a hint: a no-op elsewhere.
+/// to be read (its hardware prefetcher follows on from there).
 #[inline(always)]
 fn prefetch<T>(v: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        const LINES: usize = 2;
-        let bytes = std::mem::size_of_val(v);
-        let start = v.as_ptr().cast::<i8>();
-        for line in 0..LINES.min(bytes.div_ceil(64)) {
-            // SAFETY: a prefetch never faults, and the address is inside `v`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(line * 64)) };
-        }
+    const LINES: usize = 2;
+    let start = v.as_ptr().cast::<u8>();
+    for line in 0..LINES.min(std::mem::size_of_val(v).div_ceil(64)) {
+        prefetch_line(start.wrapping_add(line * 64));
     }
+}
+
+/// cachet patch: asks the CPU to start loading the cache line at `at`. Only a hint: it never
+/// faults, whatever the address, and it is a no-op off x86_64.
+#[inline(always)]
+fn prefetch_line<U>(at: *const U) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast::<i8>())
+    };
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
+    let _ = at;
 }
 
 #[cfg(test)]
