@@ -107,26 +107,33 @@ fn report_recall<P: AsRef<[f32]>>(
         .collect();
     let above = best.iter().filter(|&&b| b >= threshold).count();
     for &ef in efs {
+        let mut times = Vec::with_capacity(queries.len());
         let found: Vec<bool> = queries
             .iter()
             .zip(&truths)
             .zip(&best)
             .map(|((query, &truth), &best)| {
-                index
-                    .search(&scope, query, K, ef)
+                let started = std::time::Instant::now();
+                let found = index.search(&scope, query, K, ef);
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+                found
                     .first()
                     .is_some_and(|c| Some(c.id) == id_of(truth) || c.similarity >= best - 1e-6)
             })
             .collect();
+        times.sort_by(f64::total_cmp);
+        let quantile = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
         let hits = found.iter().filter(|&&f| f).count();
         let hits_above = (found.iter().zip(&best))
             .filter(|&(&f, &b)| f && b >= threshold)
             .count();
         eprintln!(
-            "index/search_{name}: recall@1 = {:.3} ({hits}/{} queries, k={K}, ef={ef}, against brute force); of the {above} whose nearest is above the threshold ({threshold}): {:.3}",
+            "index/search_{name}: recall@1 = {:.3} ({hits}/{} queries, k={K}, ef={ef}, against brute force); of the {above} whose nearest is above the threshold ({threshold}): {:.3}; each search timed once: p50 {:.3} ms, p99 {:.3} ms",
             hits as f64 / queries.len() as f64,
             queries.len(),
             hits_above as f64 / above.max(1) as f64,
+            quantile(0.5),
+            quantile(0.99),
         );
     }
 }
@@ -199,7 +206,8 @@ fn bench_calibrated(c: &mut Criterion, name: &str, points: u64, queries: u64, ef
 ///   loaded through the product's loader, as `index/search_{entries}`;
 /// - `CACHET_BENCH_REAL_VECTORS=DIR` (see `eval/real_vectors.py`): real embeddings of every
 ///   distinct Quora question, searched with real paraphrases of stored ones, as
-///   `index/search_real_{n}k`, beside `index/search_calibrated_{n}k` on as many calibrated vectors.
+///   `index/search_{folder}_{n}k`, beside `index/search_calibrated_{n}k` on as many calibrated
+///   vectors.
 fn bench_index(c: &mut Criterion) {
     bench_calibrated(c, "10k", 10_000, QUERIES, &[EF]);
 
@@ -263,6 +271,10 @@ fn read_pair_vectors(path: &Path) -> Vec<[Vec<f32>; 2]> {
         .collect()
 }
 
+/// Real stored vectors and real paraphrases as queries (`eval/real_vectors.py`), or a folder
+/// `eval/densify_real.py` made from them; named after the folder (`index/search_real_135k`).
+/// Up to 200k points, beside as many calibrated SYNTHETIC vectors: larger calibrated graphs
+/// take long to build here, and `cachet bench scale` folders provide them.
 fn bench_real_vectors(c: &mut Criterion, dir: &Path) {
     let is_text = |v: &Vec<f32>| v.iter().map(|x| x * x).sum::<f32>() > 0.5;
     let stored: Vec<Vec<f32>> = read_pair_vectors(&dir.join("stored.f32"))
@@ -276,7 +288,8 @@ fn bench_real_vectors(c: &mut Criterion, dir: &Path) {
         .filter(is_text)
         .collect();
     let points = stored.len() as u64;
-    let name = format!("real_{}k", points / 1000);
+    let folder = dir.file_name().unwrap_or_default().to_string_lossy();
+    let name = format!("{folder}_{}k", points / 1000);
     let graph_dir = tempfile::tempdir().expect("tempdir");
     let index = build_graph(graph_dir.path(), &name, points, |n| {
         stored[n as usize].clone()
@@ -291,6 +304,9 @@ fn bench_real_vectors(c: &mut Criterion, dir: &Path) {
     );
     bench_search(c, &name, &index, GRAPH_SCOPE, &queries);
     drop(index);
+    if points > 200_000 {
+        return;
+    }
     bench_calibrated(
         c,
         &format!("calibrated_{}k", points / 1000),
