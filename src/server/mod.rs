@@ -99,6 +99,17 @@ impl Shared {
         })
     }
 
+    /// What every chat call does first: counts it against its tenant's rate limit, checks the
+    /// sidecar is ready, and reads the chat into a cache request (the rest stays in `wire`).
+    fn admit_chat(
+        &self,
+        wire: &mut impl ChatCall,
+    ) -> Result<(&Arc<Cache>, cache::Request), Status> {
+        self.admit(wire.tenant())?;
+        let cache = self.ready()?;
+        Ok((cache, wire.take_request()?))
+    }
+
     /// Admin calls carry `authorization: Bearer <token>`, compared in constant time.
     fn authorize_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let Some(expected) = &self.admin_token else {
@@ -201,6 +212,41 @@ fn params(wire: Option<proto::SamplingParams>) -> SamplingParams {
 }
 
 /// A cache request from the fields every cache RPC carries, checked as far as the wire can be.
+/// A call that carries a chat (Lookup, Store, Complete): prost gives their shared fields no
+/// shared type, so this reads them the same way for each.
+trait ChatCall {
+    fn tenant(&self) -> &str;
+    /// Moves the chat's fields out into a cache request.
+    fn take_request(&mut self) -> Result<cache::Request, Status>;
+}
+
+macro_rules! chat_call {
+    ($($wire:ty),*) => {$(
+        impl ChatCall for $wire {
+            fn tenant(&self) -> &str {
+                &self.tenant
+            }
+
+            fn take_request(&mut self) -> Result<cache::Request, Status> {
+                to_request(
+                    std::mem::take(&mut self.tenant),
+                    std::mem::take(&mut self.model),
+                    std::mem::take(&mut self.messages),
+                    self.params.take(),
+                    self.cache_control.take(),
+                    self.labels.take(),
+                )
+            }
+        }
+    )*};
+}
+
+chat_call!(
+    proto::LookupRequest,
+    proto::StoreRequest,
+    proto::CompleteRequest
+);
+
 fn to_request(
     tenant: String,
     model: String,
@@ -459,19 +505,10 @@ impl CacheApi for CacheService {
         &self,
         request: Request<proto::LookupRequest>,
     ) -> Result<Response<proto::LookupResponse>, Status> {
-        let r = request.into_inner();
+        let mut r = request.into_inner();
         let span = tracing::info_span!("Lookup", tenant = %r.tenant, model = %r.model);
         async move {
-            self.0.admit(&r.tenant)?;
-            let cache = self.0.ready()?;
-            let request = to_request(
-                r.tenant,
-                r.model,
-                r.messages,
-                r.params,
-                r.cache_control,
-                r.labels,
-            )?;
+            let (cache, request) = self.0.admit_chat(&mut r)?;
             let lookup = cache.lookup(&request).await.map_err(status)?;
             let response = match lookup.hit {
                 Some(hit) => proto::LookupResponse {
@@ -502,20 +539,11 @@ impl CacheApi for CacheService {
         &self,
         request: Request<proto::StoreRequest>,
     ) -> Result<Response<proto::StoreResponse>, Status> {
-        let r = request.into_inner();
+        let mut r = request.into_inner();
         let span = tracing::info_span!("Store", tenant = %r.tenant, model = %r.model);
         async move {
-            self.0.admit(&r.tenant)?;
-            let cache = self.0.ready()?;
+            let (cache, request) = self.0.admit_chat(&mut r)?;
             let usage = r.usage.unwrap_or_default();
-            let request = to_request(
-                r.tenant,
-                r.model,
-                r.messages,
-                r.params,
-                r.cache_control,
-                r.labels,
-            )?;
             let usage = Usage {
                 prompt_tokens: usage.prompt_tokens,
                 completion_tokens: usage.completion_tokens,
@@ -542,19 +570,10 @@ impl CacheApi for CacheService {
         &self,
         request: Request<proto::CompleteRequest>,
     ) -> Result<Response<proto::CompleteResponse>, Status> {
-        let r = request.into_inner();
+        let mut r = request.into_inner();
         let span = tracing::info_span!("Complete", tenant = %r.tenant, model = %r.model);
         async move {
-            self.0.admit(&r.tenant)?;
-            let cache = self.0.ready()?;
-            let request = to_request(
-                r.tenant,
-                r.model,
-                r.messages,
-                r.params,
-                r.cache_control,
-                r.labels,
-            )?;
+            let (cache, request) = self.0.admit_chat(&mut r)?;
             let answer = cache.complete(&request).await.map_err(status)?;
             Ok(Response::new(proto::CompleteResponse {
                 answer: answer.text,
