@@ -98,27 +98,24 @@ fn report_recall<P: AsRef<[f32]>>(
     (point, points): (impl Fn(u64) -> P + Sync, u64),
     id_of: impl Fn(u64) -> Option<u64>,
 ) {
-    let truths = cachet::synthetic::brute_force_nearest(&point, points, queries, 2);
+    let truths = cachet::synthetic::brute_force_nearest(point, points, queries, 2);
+    let wanted: Vec<Option<u64>> = truths.iter().map(|&(n, _)| id_of(n)).collect();
     let threshold = cachet::config::MatchingConfig::default().threshold;
-    let best: Vec<f32> = queries
-        .iter()
-        .zip(&truths)
-        .map(|(query, &truth)| cachet::embed::similarity(query, point(truth).as_ref()))
-        .collect();
+    let best: Vec<f32> = truths.iter().map(|&(_, similarity)| similarity).collect();
     let above = best.iter().filter(|&&b| b >= threshold).count();
     for &ef in efs {
         let mut times = Vec::with_capacity(queries.len());
         let found: Vec<bool> = queries
             .iter()
-            .zip(&truths)
+            .zip(&wanted)
             .zip(&best)
-            .map(|((query, &truth), &best)| {
+            .map(|((query, &wanted), &best)| {
                 let started = std::time::Instant::now();
                 let found = index.search(&scope, query, K, ef);
                 times.push(started.elapsed().as_secs_f64() * 1000.0);
                 found
                     .first()
-                    .is_some_and(|c| Some(c.id) == id_of(truth) || c.similarity >= best - 1e-6)
+                    .is_some_and(|c| Some(c.id) == wanted || c.similarity >= best - 1e-6)
             })
             .collect();
         times.sort_by(f64::total_cmp);
@@ -146,11 +143,11 @@ const QUERIES: u64 = 200;
 /// A graph of `points` vectors, point `n` as entry `n`, inserted on two threads the way the
 /// sidecar inserts them. It lives in memory only: the store's entries are needed to reload it,
 /// not to search it.
-fn build_graph(
+fn build_graph<P: AsRef<[f32]>>(
     dir: &Path,
     name: &str,
     points: u64,
-    point: impl Fn(u64) -> Vec<f32> + Sync,
+    point: impl Fn(u64) -> P + Sync,
 ) -> IndexSet {
     let store = Store::open(&dir.join("db"), &StorageConfig::default()).expect("store");
     let (index, _) = IndexSet::load(&dir.join("index"), &store).expect("index");
@@ -160,7 +157,7 @@ fn build_graph(
             let (index, point) = (&index, &point);
             s.spawn(move || {
                 for n in (part..points).step_by(2) {
-                    index.insert(&GRAPH_SCOPE, n, &point(n));
+                    index.insert(&GRAPH_SCOPE, n, point(n).as_ref());
                 }
             });
         }
@@ -257,17 +254,16 @@ fn bench_index(c: &mut Criterion) {
     }
 }
 
-/// The vectors `cachet embed-pairs` wrote to `path` (two per pair, `a` then `b`), with those
-/// of empty texts (all zeros) left out.
-fn read_pair_vectors(path: &Path) -> Vec<[Vec<f32>; 2]> {
+/// The vectors `cachet embed-pairs` wrote to `path`, in file order: two per pair, `a` then `b`.
+fn read_pair_vectors(path: &Path) -> Vec<Vec<f32>> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let floats: Vec<f32> = bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-        .collect();
-    floats
-        .chunks_exact(2 * DIMENSIONS)
-        .map(|pair| [pair[..DIMENSIONS].to_vec(), pair[DIMENSIONS..].to_vec()])
+    bytes
+        .chunks_exact(4 * DIMENSIONS)
+        .map(|row| {
+            row.chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect()
+        })
         .collect()
 }
 
@@ -276,24 +272,24 @@ fn read_pair_vectors(path: &Path) -> Vec<[Vec<f32>; 2]> {
 /// Up to 200k points, beside as many calibrated SYNTHETIC vectors: larger calibrated graphs
 /// take long to build here, and `cachet bench scale` folders provide them.
 fn bench_real_vectors(c: &mut Criterion, dir: &Path) {
+    // An empty text's vector is all zeros.
     let is_text = |v: &Vec<f32>| v.iter().map(|x| x * x).sum::<f32>() > 0.5;
     let stored: Vec<Vec<f32>> = read_pair_vectors(&dir.join("stored.f32"))
         .into_iter()
-        .flatten()
         .filter(is_text)
         .collect();
+    // Each query pair is (stored question, its paraphrase): the paraphrases are the queries.
     let queries: Vec<Vec<f32>> = read_pair_vectors(&dir.join("queries.f32"))
         .into_iter()
-        .map(|[_, paraphrase]| paraphrase)
+        .skip(1)
+        .step_by(2)
         .filter(is_text)
         .collect();
     let points = stored.len() as u64;
     let folder = dir.file_name().unwrap_or_default().to_string_lossy();
     let name = format!("{folder}_{}k", points / 1000);
     let graph_dir = tempfile::tempdir().expect("tempdir");
-    let index = build_graph(graph_dir.path(), &name, points, |n| {
-        stored[n as usize].clone()
-    });
+    let index = build_graph(graph_dir.path(), &name, points, |n| &stored[n as usize]);
     report_recall(
         &name,
         (&index, GRAPH_SCOPE),

@@ -745,8 +745,7 @@ fn measure_in_process(settings: &Settings, generator: Generator) -> Result<InPro
     let threshold = config.matching.threshold;
     let truth: Vec<(u64, bool)> = truth
         .into_iter()
-        .zip(&checked)
-        .map(|(n, q)| (n, crate::embed::similarity(&data.point(n), q) >= threshold))
+        .map(|(n, similarity)| (n, similarity >= threshold))
         .collect();
     let k = config.matching.candidates;
     let mut search = Vec::new();

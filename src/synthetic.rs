@@ -239,15 +239,15 @@ fn spectrum_scales(dims: usize) -> Vec<f32> {
         .collect()
 }
 
-/// For each query, the index (in 0..points) of the point with the highest dot product: exact
-/// nearest neighbours by brute force on `threads` threads. `point(i)` gives point `i`: a
-/// regenerated synthetic point (`|i| data.point(i)`) or a stored row.
+/// For each query, the index (in 0..points) of the point with the highest dot product, and that
+/// similarity: exact nearest neighbours by brute force on `threads` threads. `point(i)` gives
+/// point `i`: a regenerated synthetic point (`|i| data.point(i)`) or a stored row.
 pub fn brute_force_nearest<P: AsRef<[f32]>>(
     point: impl Fn(u64) -> P + Sync,
     points: u64,
     queries: &[Vec<f32>],
     threads: usize,
-) -> Vec<u64> {
+) -> Vec<(u64, f32)> {
     let threads = threads.max(1) as u64;
     let per_thread: Vec<Vec<(f32, u64)>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
@@ -281,7 +281,7 @@ pub fn brute_force_nearest<P: AsRef<[f32]>>(
                 .iter()
                 .map(|best| best[q])
                 .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
-                .map(|(_, i)| i)
+                .map(|(similarity, i)| (i, similarity))
                 .expect("at least one thread")
         })
         .collect()
@@ -304,10 +304,7 @@ mod tests {
         assert!(sim(&data.point(5), &data.point(16)).abs() < 0.3);
         let q = data.paraphrase_of(5, 0);
         assert!(sim(&q, &data.point(5)) > 0.8);
-        assert_eq!(
-            brute_force_nearest(|i| data.point(i), 100, &[q], 2),
-            vec![5]
-        );
+        assert_eq!(brute_force_nearest(|i| data.point(i), 100, &[q], 2)[0].0, 5);
     }
 
     #[test]
@@ -353,8 +350,8 @@ mod tests {
             let s = sim(&q, &vectors[i as usize]);
             assert!((0.85..0.95).contains(&s), "paraphrase of {i} at {s}");
             assert_eq!(
-                brute_force_nearest(|i| data.point(i), points, &[q], 2),
-                vec![i]
+                brute_force_nearest(|i| data.point(i), points, &[q], 2)[0].0,
+                i
             );
         }
     }

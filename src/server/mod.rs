@@ -211,7 +211,6 @@ fn params(wire: Option<proto::SamplingParams>) -> SamplingParams {
     }
 }
 
-/// A cache request from the fields every cache RPC carries, checked as far as the wire can be.
 /// A call that carries a chat (Lookup, Store, Complete): prost gives their shared fields no
 /// shared type, so this reads them the same way for each.
 trait ChatCall {
@@ -247,6 +246,7 @@ chat_call!(
     proto::CompleteRequest
 );
 
+/// A cache request from the fields every cache RPC carries, checked as far as the wire can be.
 fn to_request(
     tenant: String,
     model: String,
