@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tonic::transport::Channel;
 
+use crate::embed::Embedder;
 use crate::proto::cache_client::CacheClient;
 use crate::proto::{CacheStatus, LookupRequest, LookupResponse, Message, StoreRequest, TokenUsage};
 use crate::scope::normalise_for_exact;
@@ -177,8 +178,9 @@ pub struct Settings {
     pub store_concurrency: usize,
     /// Client-side deadline of every call.
     pub timeout: Duration,
-    /// Before the runs, time the bare embedding in this process (same model, default settings)
-    /// on the same texts, so the runs can be read as ratios of it.
+    /// Time the bare embedding in this process (same model, default settings) on the same
+    /// texts, so the runs can be read as ratios of it: batches before the runs, and at
+    /// concurrency 1 each paraphrase once more right next to its lookup.
     pub embed_baseline: bool,
     /// The sidecar's process id, to read its CPU time around each run (Linux, same machine).
     pub sidecar_pid: Option<u32>,
@@ -693,6 +695,24 @@ pub struct RunReport {
     /// runs: the sidecar's (with `--sidecar-pid`) and this client's own.
     pub sidecar_cpu_ms_per_request: Option<f64>,
     pub client_cpu_ms_per_request: Option<f64>,
+    /// Semantic hits against the bare embedding of the same prompts, each timed right next to
+    /// its lookup (`--embed-baseline`, concurrency 1).
+    pub semantic_vs_bare: Option<PairedBaseline>,
+}
+
+/// Semantic hits and the bare embeddings of the same prompts, timed in pairs.
+///
+/// A baseline timed once before the runs compares two moments of a noisy machine: a busy
+/// second during either moves the ratio by a tenth or more. Timing each prompt's bare embedding
+/// next to its own lookup, in alternating order, exposes both to the same moments.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PairedBaseline {
+    /// The semantic hits that have a paired bare embedding.
+    pub lookup: Latency,
+    /// The bare embeddings of those same prompts.
+    pub bare: Latency,
+    /// `lookup.p50_ms / bare.p50_ms`: the target is at most 1.3.
+    pub p50_ratio: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -756,10 +776,11 @@ pub struct EmbedBaseline {
 const BASELINE_SINGLES: usize = 64;
 const BASELINE_BATCHED: usize = 256;
 
-/// Times the bare embedding of the workload's paraphrase texts (see [`EmbedBaseline`]).
-async fn embed_baseline(workload: &Workload) -> Result<EmbedBaseline, LoadgenError> {
+/// Times the bare embedding of the workload's paraphrase texts (see [`EmbedBaseline`]), and
+/// returns the embedder for the runs' paired timings.
+async fn embed_baseline(workload: &Workload) -> Result<(EmbedBaseline, Embedder), LoadgenError> {
     let config = crate::config::EmbedConfig::default();
-    let embedder = crate::embed::Embedder::start(&config)?;
+    let embedder = Embedder::start(&config)?;
     let texts: Vec<String> = workload
         .pairs
         .iter()
@@ -781,7 +802,7 @@ async fn embed_baseline(workload: &Workload) -> Result<EmbedBaseline, LoadgenErr
     for batch in texts.chunks(config.max_batch) {
         embedder.embed(batch.to_vec()).await?;
     }
-    Ok(EmbedBaseline {
+    let baseline = EmbedBaseline {
         one_prompt: Latency::of(singles),
         batched_prompts_per_sec: texts.len() as f64 / started.elapsed().as_secs_f64(),
         batched_cpu_ms_per_prompt: cpu_ms_per(
@@ -789,7 +810,8 @@ async fn embed_baseline(workload: &Workload) -> Result<EmbedBaseline, LoadgenErr
             process_cpu(std::process::id()),
             texts.len(),
         ),
-    })
+    };
+    Ok((baseline, embedder))
 }
 
 /// What `--fill` did.
@@ -887,14 +909,27 @@ struct Sample {
     kind: Kind,
     latency: Duration,
     result: Result<CacheStatus, tonic::Status>,
+    /// The bare embedding of the same prompt in this process, timed next to the lookup.
+    bare: Option<BareTiming>,
 }
 
+/// One bare embedding in this process: its latency, and the CPU it cost this process (kept
+/// out of the run's throughput and the client's CPU per lookup).
+#[derive(Debug, Clone, Copy)]
+struct BareTiming {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Sends `planned` from `concurrency` tasks. With `bare`, each paraphrase is also embedded in
+/// this process right before or after its lookup (alternately), for [`PairedBaseline`].
 async fn lookup_all(
     client: &CacheClient<Channel>,
     planned: Vec<(Kind, LookupRequest)>,
     concurrency: usize,
     timeout: Duration,
-) -> (Vec<Sample>, Duration) {
+    bare: Option<&Embedder>,
+) -> Result<(Vec<Sample>, Duration), LoadgenError> {
     let planned = Arc::new(planned);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -902,16 +937,22 @@ async fn lookup_all(
         .map(|_| {
             let (mut client, planned, next) =
                 (client.clone(), Arc::clone(&planned), Arc::clone(&next));
+            let bare = bare.cloned();
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((kind, request)) = planned.get(i) else {
-                        return samples;
+                        return Ok::<_, LoadgenError>(samples);
                     };
-                    let request = request.clone();
+                    let pairs_with = bare.as_ref().filter(|_| *kind == Kind::Paraphrase);
+                    let bare_first = i % 2 == 1;
+                    let mut bare_time = None;
+                    if let Some(embedder) = pairs_with.filter(|_| bare_first) {
+                        bare_time = Some(time_bare(embedder, request).await?);
+                    }
                     let sent = Instant::now();
-                    let result = tokio::time::timeout(timeout, client.lookup(request))
+                    let result = tokio::time::timeout(timeout, client.lookup(request.clone()))
                         .await
                         .unwrap_or_else(|_| {
                             Err(tonic::Status::deadline_exceeded(format!(
@@ -919,10 +960,14 @@ async fn lookup_all(
                             )))
                         });
                     let latency = sent.elapsed();
+                    if let Some(embedder) = pairs_with.filter(|_| !bare_first) {
+                        bare_time = Some(time_bare(embedder, request).await?);
+                    }
                     samples.push(Sample {
                         kind: *kind,
                         latency,
                         result: result.map(|r| r.into_inner().status()),
+                        bare: bare_time,
                     });
                 }
             })
@@ -930,9 +975,35 @@ async fn lookup_all(
         .collect();
     let mut samples = Vec::with_capacity(planned.len());
     for task in tasks {
-        samples.extend(task.await.expect("lookup task panicked"));
+        samples.extend(task.await.expect("lookup task panicked")?);
     }
-    (samples, started.elapsed())
+    Ok((samples, started.elapsed()))
+}
+
+/// How long this process takes to embed the prompt of `request` by itself.
+async fn time_bare(
+    embedder: &Embedder,
+    request: &LookupRequest,
+) -> Result<BareTiming, LoadgenError> {
+    let prompt = request.messages.last().map_or("", |m| m.content.as_str());
+    let (started, cpu_before) = (Instant::now(), own_cpu());
+    embedder.embed(vec![prompt.to_string()]).await?;
+    Ok(BareTiming {
+        wall: started.elapsed(),
+        cpu: own_cpu().saturating_sub(cpu_before),
+    })
+}
+
+/// CPU time of this whole process so far, to the nanosecond (unlike `/proc`'s clock ticks, fine
+/// enough to time one embedding).
+fn own_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// How many requests of each kind a run of `total` sends.
@@ -996,6 +1067,7 @@ async fn run_level(
     workload: &Workload,
     round: usize,
     concurrency: usize,
+    bare: Option<&Embedder>,
 ) -> Result<RunReport, LoadgenError> {
     let LevelPlan { warm, lookups } = plan_level(settings, workload, round);
     let warm_started = Instant::now();
@@ -1022,9 +1094,20 @@ async fn run_level(
     let load_average_before = load_average();
     let sidecar_before = settings.sidecar_pid.and_then(process_cpu);
     let client_before = process_cpu(std::process::id());
-    let (samples, wall) = lookup_all(client, planned, concurrency, settings.timeout).await;
+    // Paired timings only where they measure what they claim: one request at a time.
+    let bare = bare.filter(|_| concurrency == 1);
+    let (samples, wall) = lookup_all(client, planned, concurrency, settings.timeout, bare).await?;
     let sidecar_after = settings.sidecar_pid.and_then(process_cpu);
     let client_after = process_cpu(std::process::id());
+    // The paired embeddings ran between lookups, one at a time: they are not the sidecar's work.
+    let (bare_wall, bare_cpu) = samples
+        .iter()
+        .filter_map(|s| s.bare)
+        .fold((Duration::ZERO, Duration::ZERO), |(wall, cpu), b| {
+            (wall + b.wall, cpu + b.cpu)
+        });
+    let wall = wall.saturating_sub(bare_wall);
+    let client_after = client_after.map(|after| after.saturating_sub(bare_cpu));
     let mut report = summarise(samples, wall, concurrency, warm.len(), warm_secs);
     report.load_average_before = load_average_before;
     report.sidecar_cpu_ms_per_request = cpu_ms_per(sidecar_before, sidecar_after, report.requests);
@@ -1069,6 +1152,24 @@ fn summarise(
         .iter()
         .filter_map(|s| s.result.as_ref().err())
         .collect();
+    let paired: Vec<(Duration, Duration)> = samples
+        .iter()
+        .filter(|s| {
+            s.result
+                .as_ref()
+                .is_ok_and(|status| *status == CacheStatus::HitSemantic)
+        })
+        .filter_map(|s| Some((s.latency, s.bare?.wall)))
+        .collect();
+    let semantic_vs_bare = (!paired.is_empty()).then(|| {
+        let lookup = Latency::of(paired.iter().map(|p| p.0).collect());
+        let bare = Latency::of(paired.iter().map(|p| p.1).collect());
+        PairedBaseline {
+            lookup,
+            bare,
+            p50_ratio: lookup.p50_ms / bare.p50_ms,
+        }
+    });
     let intended = Kind::ALL
         .iter()
         .map(|&kind| {
@@ -1115,6 +1216,7 @@ fn summarise(
         intended,
         sidecar_cpu_ms_per_request: None,
         client_cpu_ms_per_request: None,
+        semantic_vs_bare,
     }
 }
 
@@ -1245,10 +1347,17 @@ fn table(run: &RunReport, baseline: Option<&EmbedBaseline>) -> String {
         ms(run.sidecar_cpu_ms_per_request),
         ms(run.client_cpu_ms_per_request)
     );
+    if let Some(paired) = &run.semantic_vs_bare {
+        let _ = writeln!(
+            out,
+            "  vs bare embedding of the same prompts, timed in pairs ({}): hit_semantic p50 {:.2} ms / bare {:.2} ms = {:.2} x",
+            paired.lookup.count, paired.lookup.p50_ms, paired.bare.p50_ms, paired.p50_ratio
+        );
+    }
     if let Some(b) = baseline {
         let _ = writeln!(
             out,
-            "  vs bare embedding: hit_semantic p50 = {:.2} x one prompt; throughput = {:.0}% of batched",
+            "  vs bare embedding before the runs: hit_semantic p50 = {:.2} x one prompt; throughput = {:.0}% of batched",
             run.semantic.p50_ms / b.one_prompt.p50_ms,
             100.0 * run.throughput_rps / b.batched_prompts_per_sec
         );
@@ -1290,8 +1399,8 @@ pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<Report, Loa
     println!(
         "client:   prost encode+decode of one Lookup request and response takes {client_codec_us:.2} µs (included in the latencies)"
     );
-    let baseline = if settings.embed_baseline {
-        let baseline = embed_baseline(&workload).await?;
+    let (baseline, bare) = if settings.embed_baseline {
+        let (baseline, embedder) = embed_baseline(&workload).await?;
         println!(
             "baseline: bare embedding in this process: one prompt p50 {:.2} ms, p99 {:.2} ms; batches of 32: {:.1} prompts/s, {} CPU a prompt",
             baseline.one_prompt.p50_ms,
@@ -1301,13 +1410,21 @@ pub async fn run(settings: &Settings, json: Option<&Path>) -> Result<Report, Loa
                 .batched_cpu_ms_per_prompt
                 .map_or("-".to_string(), |v| format!("{v:.2} ms"))
         );
-        Some(baseline)
+        (Some(baseline), Some(embedder))
     } else {
-        None
+        (None, None)
     };
     let mut runs = Vec::new();
     for (round, &concurrency) in settings.concurrency.iter().enumerate() {
-        let report = run_level(&client, settings, &workload, round, concurrency).await?;
+        let report = run_level(
+            &client,
+            settings,
+            &workload,
+            round,
+            concurrency,
+            bare.as_ref(),
+        )
+        .await?;
         print!("{}", table(&report, baseline.as_ref()));
         runs.push(report);
     }

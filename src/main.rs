@@ -166,8 +166,9 @@ enum Command {
         /// Client-side deadline of every call, in seconds.
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
-        /// First time the bare embedding of the same texts in this process (the model from
-        /// CACHET_ASSETS_DIR, default settings), and report each run as ratios of it.
+        /// Time the bare embedding of the same texts in this process (the model from
+        /// CACHET_ASSETS_DIR, default settings) and report each run as ratios of it: batches
+        /// before the runs; at concurrency 1 also each paraphrase right next to its lookup.
         #[arg(long)]
         embed_baseline: bool,
         /// Process id of the sidecar (on this machine): its CPU time per lookup is reported,

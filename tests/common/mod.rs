@@ -271,6 +271,10 @@ impl Sidecar {
         )
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("sidecar.log")).unwrap_or_default()
     }

@@ -1,0 +1,82 @@
+//! The load generator (`cachet bench`) against a real sidecar: every path it claims to measure
+//! is exercised and reported, as a table and as JSON.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_every_path_and_the_paired_embedding_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = simulator().await;
+    let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
+    let json_path = dir.path().join("bench.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
+        .args(["bench", "--concurrency", "1,4", "--requests", "60"])
+        .args(["--tenant", "acme", "--embed-baseline", "--endpoint"])
+        .arg(format!("http://{}", sidecar.addr))
+        .arg("--sidecar-pid")
+        .arg(sidecar.pid().to_string())
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{stdout}");
+    assert!(stdout.contains("timed in pairs"), "{stdout}");
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        assert_eq!(run["requests"], 60);
+        assert_eq!(run["errors"], 0, "{run}");
+        assert!(run["throughput_rps"].as_f64().unwrap() > 0.0);
+        assert!(run["sidecar_cpu_ms_per_request"].as_f64().is_some());
+        let kind = |name: &str| {
+            run["intended"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["kind"] == name)
+                .unwrap()
+                .clone()
+        };
+        // The default mix: 40% exact repeats, 40% paraphrases, 20% never stored.
+        let (exact, paraphrase, new) = (kind("exact"), kind("paraphrase"), kind("new"));
+        assert_eq!(exact["sent"], 24);
+        assert_eq!(exact["hit_exact"], 24, "{exact}");
+        assert!(
+            paraphrase["hit_semantic"].as_u64().unwrap() >= 20,
+            "{paraphrase}"
+        );
+        assert_eq!(paraphrase["hit_exact"], 0, "{paraphrase}");
+        assert_eq!(new["hit_rate"], 0.0, "{new}");
+        assert_eq!(
+            run["semantic"]["count"].as_u64().unwrap(),
+            paraphrase["hit_semantic"].as_u64().unwrap()
+        );
+        assert!(
+            run["semantic"]["p50_ms"].as_f64().unwrap() > run["exact"]["p50_ms"].as_f64().unwrap()
+        );
+    }
+    // Paired timings at concurrency 1 only: one per semantic hit.
+    let paired = &runs[0]["semantic_vs_bare"];
+    assert_eq!(paired["lookup"]["count"], runs[0]["semantic"]["count"]);
+    assert_eq!(paired["bare"]["count"], runs[0]["semantic"]["count"]);
+    let ratio = paired["p50_ratio"].as_f64().unwrap();
+    assert!(ratio > 0.5 && ratio < 10.0, "paired ratio {ratio}");
+    assert!(runs[1]["semantic_vs_bare"].is_null());
+    assert!(
+        report["embed_baseline"]["one_prompt"]["p50_ms"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+}
