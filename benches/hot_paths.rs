@@ -197,8 +197,9 @@ fn bench_calibrated(c: &mut Criterion, name: &str, points: u64, queries: u64, ef
 }
 
 /// HNSW search with recall@1 against brute force, at the default breadth:
-/// - `index/search_10k`: calibrated SYNTHETIC vectors, queries near stored points the way a
-///   paraphrase is near its stored prompt;
+/// - `index/search_10k`, `index/search_100k`: calibrated SYNTHETIC vectors in graphs built here
+///   (100k takes about a minute on 2 cores), queries near stored points the way a paraphrase is
+///   near its stored prompt;
 /// - `CACHET_BENCH_SCALE_DIRS=/data/100k,/data/1m`: graphs written by `cachet bench scale`,
 ///   loaded through the product's loader, as `index/search_{entries}`;
 /// - `CACHET_BENCH_REAL_VECTORS=DIR` (see `eval/real_vectors.py`): real embeddings of every
@@ -207,6 +208,7 @@ fn bench_calibrated(c: &mut Criterion, name: &str, points: u64, queries: u64, ef
 ///   vectors.
 fn bench_index(c: &mut Criterion) {
     bench_calibrated(c, "10k", 10_000, QUERIES, &[EF]);
+    bench_calibrated(c, "100k", 100_000, QUERIES, &[EF]);
 
     let dirs = std::env::var("CACHET_BENCH_SCALE_DIRS").unwrap_or_default();
     for data_dir in dirs.split(',').map(str::trim).filter(|d| !d.is_empty()) {

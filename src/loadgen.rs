@@ -10,8 +10,10 @@
 //!   threshold agree that it asks the same thing);
 //! - new: a text never stored (expected: `miss`; a hit here is a false hit or a near-duplicate).
 //!
-//! Latency is what the client sees, from sending a request to holding the decoded response;
-//! the sidecar does not report its own time. On one machine, client and sidecar share the cores.
+//! Latency is what the client sees, from sending a request to holding the decoded response.
+//! Beside it, the sidecar's own time per call, which it reports in each response's
+//! `server-timing` metadata: the difference is the network, HTTP/2 and this client. On one
+//! machine, client and sidecar share the cores.
 //!
 //! `--fill N` instead stores N distinct entries (in a scope of their own) and stops; it is how
 //! a data folder with many entries is made for measuring start-up time.
@@ -687,6 +689,8 @@ pub struct RunReport {
     pub semantic: Latency,
     pub miss: Latency,
     pub all: Latency,
+    /// The sidecar's own time for the same calls, as it reported it, by the same statuses.
+    pub sidecar: SidecarTimes,
     pub errors: usize,
     pub first_error: Option<String>,
     /// By what each request was meant to test.
@@ -698,6 +702,16 @@ pub struct RunReport {
     /// Semantic hits against the bare embedding of the same prompts, each timed right next to
     /// its lookup (`--embed-baseline`, concurrency 1).
     pub semantic_vs_bare: Option<PairedBaseline>,
+}
+
+/// The time the sidecar reports for its handler (response metadata `server-timing`), by the
+/// status it returned.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SidecarTimes {
+    pub exact: Latency,
+    pub semantic: Latency,
+    pub miss: Latency,
+    pub all: Latency,
 }
 
 /// Semantic hits and the bare embeddings of the same prompts, timed in pairs.
@@ -829,7 +843,8 @@ pub struct FillReport {
 }
 
 const LATENCY_NOTE: &str = "client-observed end-to-end latency (request sent to response \
-decoded) over one gRPC channel on loopback; the sidecar does not report its own time";
+decoded) over one gRPC channel on loopback; `sidecar` columns: the time the sidecar reports \
+for its handler (server-timing), the rest being network, HTTP/2 and this client";
 
 pub(crate) async fn connect(endpoint: &str) -> Result<Channel, LoadgenError> {
     let channel = Channel::from_shared(endpoint.to_string())
@@ -908,6 +923,8 @@ async fn store_all(
 struct Sample {
     kind: Kind,
     latency: Duration,
+    /// The sidecar's own time for the call, as it reported it.
+    sidecar: Option<Duration>,
     result: Result<CacheStatus, tonic::Status>,
     /// The bare embedding of the same prompt in this process, timed next to the lookup.
     bare: Option<BareTiming>,
@@ -966,6 +983,10 @@ async fn lookup_all(
                     samples.push(Sample {
                         kind: *kind,
                         latency,
+                        sidecar: result
+                            .as_ref()
+                            .ok()
+                            .and_then(|r| sidecar_time(r.metadata())),
                         result: result.map(|r| r.into_inner().status()),
                         bare: bare_time,
                     });
@@ -978,6 +999,13 @@ async fn lookup_all(
         samples.extend(task.await.expect("lookup task panicked")?);
     }
     Ok((samples, started.elapsed()))
+}
+
+/// The handler time a sidecar put in a response's `server-timing` metadata (`cachet;dur=MS`).
+fn sidecar_time(metadata: &tonic::metadata::MetadataMap) -> Option<Duration> {
+    let value = metadata.get(crate::server::SERVER_TIMING)?.to_str().ok()?;
+    let ms: f64 = value.split(";dur=").nth(1)?.parse().ok()?;
+    Duration::try_from_secs_f64(ms / 1000.0).ok()
 }
 
 /// How long this process takes to embed the prompt of `request` by itself.
@@ -1139,15 +1167,15 @@ fn summarise(
     warmed_entries: usize,
     warm_secs: f64,
 ) -> RunReport {
-    let by_status = |wanted: CacheStatus| {
-        Latency::of(
-            samples
-                .iter()
-                .filter(|s| s.result.as_ref().is_ok_and(|status| *status == wanted))
-                .map(|s| s.latency)
-                .collect(),
-        )
+    let of_status = |wanted: CacheStatus| {
+        samples
+            .iter()
+            .filter(move |s| s.result.as_ref().is_ok_and(|status| *status == wanted))
     };
+    let by_status =
+        |wanted: CacheStatus| Latency::of(of_status(wanted).map(|s| s.latency).collect());
+    let sidecar_by_status =
+        |wanted: CacheStatus| Latency::of(of_status(wanted).filter_map(|s| s.sidecar).collect());
     let errors: Vec<&tonic::Status> = samples
         .iter()
         .filter_map(|s| s.result.as_ref().err())
@@ -1209,6 +1237,12 @@ fn summarise(
         semantic: by_status(CacheStatus::HitSemantic),
         miss: by_status(CacheStatus::Miss),
         all: Latency::of(samples.iter().map(|s| s.latency).collect()),
+        sidecar: SidecarTimes {
+            exact: sidecar_by_status(CacheStatus::HitExact),
+            semantic: sidecar_by_status(CacheStatus::HitSemantic),
+            miss: sidecar_by_status(CacheStatus::Miss),
+            all: Latency::of(samples.iter().filter_map(|s| s.sidecar).collect()),
+        },
         errors: errors.len(),
         first_error: errors
             .first()
@@ -1308,19 +1342,27 @@ fn table(run: &RunReport, baseline: Option<&EmbedBaseline>) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<22} {:>6} {:>9} {:>9} {:>9} {:>9}",
-        "returned status", "count", "p50 ms", "p99 ms", "max ms", "mean ms"
+        "  {:<22} {:>6} {:>9} {:>9} {:>9} {:>9} {:>13} {:>13}",
+        "returned status",
+        "count",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "mean ms",
+        "sidecar p50",
+        "sidecar p99"
     );
-    for (name, l) in [
-        ("hit_exact", &run.exact),
-        ("hit_semantic", &run.semantic),
-        ("miss", &run.miss),
-        ("all", &run.all),
+    let sidecar = &run.sidecar;
+    for (name, l, own) in [
+        ("hit_exact", &run.exact, &sidecar.exact),
+        ("hit_semantic", &run.semantic, &sidecar.semantic),
+        ("miss", &run.miss, &sidecar.miss),
+        ("all", &run.all, &sidecar.all),
     ] {
         let _ = writeln!(
             out,
-            "  {:<22} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
-            name, l.count, l.p50_ms, l.p99_ms, l.max_ms, l.mean_ms
+            "  {:<22} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>13.3} {:>13.3}",
+            name, l.count, l.p50_ms, l.p99_ms, l.max_ms, l.mean_ms, own.p50_ms, own.p99_ms
         );
     }
     let _ = writeln!(

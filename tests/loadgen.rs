@@ -1,5 +1,6 @@
 //! The load generator (`cachet bench`) against a real sidecar: every path it claims to measure
-//! is exercised and reported, as a table and as JSON.
+//! is exercised and reported, as a table and as JSON, with the sidecar's own time beside the
+//! client's.
 
 mod common;
 
@@ -65,6 +66,16 @@ async fn bench_reports_every_path_and_the_paired_embedding_baseline() {
         assert!(
             run["semantic"]["p50_ms"].as_f64().unwrap() > run["exact"]["p50_ms"].as_f64().unwrap()
         );
+        // The sidecar reports its own time for every call, and it is part of what the client saw.
+        for status in ["exact", "semantic", "miss", "all"] {
+            let (client, sidecar) = (&run[status], &run["sidecar"][status]);
+            assert_eq!(sidecar["count"], client["count"], "{status}: {run}");
+            let own = sidecar["p50_ms"].as_f64().unwrap();
+            assert!(
+                own > 0.0 && own < client["p50_ms"].as_f64().unwrap(),
+                "{status}: {run}"
+            );
+        }
     }
     // Paired timings at concurrency 1 only: one per semantic hit.
     let paired = &runs[0]["semantic_vs_bare"];

@@ -505,6 +505,7 @@ impl CacheApi for CacheService {
         &self,
         request: Request<proto::LookupRequest>,
     ) -> Result<Response<proto::LookupResponse>, Status> {
+        let started = Instant::now();
         let mut r = request.into_inner();
         let span = tracing::info_span!("Lookup", tenant = %r.tenant, model = %r.model);
         async move {
@@ -529,7 +530,7 @@ impl CacheApi for CacheService {
                     ..Default::default()
                 },
             };
-            Ok(Response::new(response))
+            Ok(timed(response, started))
         }
         .instrument(span)
         .await
@@ -539,6 +540,7 @@ impl CacheApi for CacheService {
         &self,
         request: Request<proto::StoreRequest>,
     ) -> Result<Response<proto::StoreResponse>, Status> {
+        let started = Instant::now();
         let mut r = request.into_inner();
         let span = tracing::info_span!("Store", tenant = %r.tenant, model = %r.model);
         async move {
@@ -557,10 +559,11 @@ impl CacheApi for CacheService {
                 .store(&request, &r.answer, usage, &r.answered_by)
                 .await
                 .map_err(status)?;
-            Ok(Response::new(proto::StoreResponse {
+            let response = proto::StoreResponse {
                 entry_id: stored.id.map(format_entry_id).unwrap_or_default(),
                 replaced: stored.replaced,
-            }))
+            };
+            Ok(timed(response, started))
         }
         .instrument(span)
         .await
@@ -570,12 +573,13 @@ impl CacheApi for CacheService {
         &self,
         request: Request<proto::CompleteRequest>,
     ) -> Result<Response<proto::CompleteResponse>, Status> {
+        let started = Instant::now();
         let mut r = request.into_inner();
         let span = tracing::info_span!("Complete", tenant = %r.tenant, model = %r.model);
         async move {
             let (cache, request) = self.0.admit_chat(&mut r)?;
             let answer = cache.complete(&request).await.map_err(status)?;
-            Ok(Response::new(proto::CompleteResponse {
+            let response = proto::CompleteResponse {
                 answer: answer.text,
                 status: wire_status(answer.status).into(),
                 similarity: answer.similarity,
@@ -585,7 +589,8 @@ impl CacheApi for CacheService {
                 model: answer.model,
                 explanation: answer.explanation.map(wire_explanation),
                 downgraded_from: answer.downgraded_from.unwrap_or_default(),
-            }))
+            };
+            Ok(timed(response, started))
         }
         .instrument(span)
         .await
@@ -697,6 +702,21 @@ fn reflection() -> tonic_reflection::server::v1::ServerReflectionServer<
 
 /// Accepted gRPC connections skip Nagle: small request/response pairs would otherwise wait
 /// ~40 ms on delayed ACKs.
+/// Response metadata key with the time the sidecar spent on a call, in the W3C Server-Timing
+/// format (`cachet;dur=1.234`, milliseconds): lets a client tell the sidecar's time from its own
+/// and the network's (`cachet bench` reports both).
+pub const SERVER_TIMING: &str = "server-timing";
+
+/// `message` as a response that says how long the handler took since `started`.
+fn timed<T>(message: T, started: Instant) -> Response<T> {
+    let mut response = Response::new(message);
+    let timing = format!("cachet;dur={:.3}", started.elapsed().as_secs_f64() * 1000.0);
+    if let Ok(value) = timing.parse() {
+        response.metadata_mut().insert(SERVER_TIMING, value);
+    }
+    response
+}
+
 fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
