@@ -959,18 +959,14 @@ async fn compact_and_stats_from_the_command_line() {
     client.invalidate(remove).await.unwrap();
 
     let cli = |command: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
-            .args([command, "--endpoint"])
-            .arg(sidecar.admin_endpoint())
-            .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(
+            std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
+                .args([command, "--endpoint"])
+                .arg(sidecar.admin_endpoint())
+                .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
+                .output()
+                .unwrap(),
+        )
     };
     assert_eq!(cli("compact"), "compacted: 1 tombstones dropped\n");
     let near = client

@@ -13,21 +13,17 @@ async fn bench_reports_every_path_and_the_paired_embedding_baseline() {
     let upstream = simulator().await;
     let sidecar = Sidecar::start(dir.path(), &upstream.base_url()).await;
     let json_path = dir.path().join("bench.json");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
-        .args(["bench", "--concurrency", "1,4", "--requests", "60"])
-        .args(["--tenant", "acme", "--embed-baseline", "--endpoint"])
-        .arg(format!("http://{}", sidecar.addr))
-        .arg("--sidecar-pid")
-        .arg(sidecar.pid().to_string())
-        .arg("--json")
-        .arg(&json_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = succeeded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
+            .args(["bench", "--concurrency", "1,4", "--requests", "60"])
+            .args(["--tenant", "acme", "--embed-baseline", "--endpoint"])
+            .arg(format!("http://{}", sidecar.addr))
+            .arg("--sidecar-pid")
+            .arg(sidecar.pid().to_string())
+            .arg("--json")
+            .arg(&json_path)
+            .output()
+            .unwrap(),
     );
     println!("{stdout}");
     assert!(stdout.contains("timed in pairs"), "{stdout}");

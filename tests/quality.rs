@@ -22,30 +22,26 @@ async fn tune_on_the_held_out_pairs_stays_within_the_wrong_answer_budget() {
     assert!(held_out >= 200, "the held-out split has {held_out} pairs");
     let report_path = dir.path().join("tune.json");
     let chart_path = dir.path().join("tune.svg");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
-        .args([
-            "tune",
-            "--split",
-            "heldout",
-            "--tenant",
-            "acme",
-            "--endpoint",
-        ])
-        .arg(format!("http://{}", sidecar.addr))
-        .arg("--pairs")
-        .arg(&pairs)
-        .arg("--json")
-        .arg(&report_path)
-        .arg("--chart")
-        .arg(&chart_path)
-        .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = succeeded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
+            .args([
+                "tune",
+                "--split",
+                "heldout",
+                "--tenant",
+                "acme",
+                "--endpoint",
+            ])
+            .arg(format!("http://{}", sidecar.addr))
+            .arg("--pairs")
+            .arg(&pairs)
+            .arg("--json")
+            .arg(&report_path)
+            .arg("--chart")
+            .arg(&chart_path)
+            .env("CACHET_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap(),
     );
     println!("{stdout}");
 
@@ -304,12 +300,7 @@ fn embed_pairs_writes_the_products_vectors_and_guard_verdicts() {
             .output()
             .unwrap()
     };
-    let out = run(&pairs);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(run(&pairs));
 
     let bytes = std::fs::read(dir.path().join("out.f32")).unwrap();
     let floats: Vec<f32> = bytes

@@ -362,6 +362,18 @@ impl Drop for Sidecar {
     }
 }
 
+/// The standard output of a finished `cachet` command; fails the test, showing both outputs,
+/// unless the command succeeded.
+pub fn succeeded(out: std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 pub fn msg(role: &str, content: &str) -> Message {
     Message {
         role: role.into(),
