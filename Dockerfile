@@ -55,9 +55,14 @@ COPY --from=build /out/cachet /usr/local/bin/cachet
 COPY deploy/container/cachet.toml /etc/cachet/cachet.toml
 # CACHET_CONFIG is read by `cachet serve` and `cachet check-config`; CACHET_ASSETS_DIR by the
 # embedder. Logs go to stderr as JSON lines, for the cluster's log collector.
+# GLIBC_TUNABLES: malloc asks for transparent huge pages (where the node's THP mode is `madvise`
+# or `always`) and grows its heap 64 MiB at a time, so the index graphs sit on 2 MiB pages. With
+# 1M entries: HNSW search p50 0.96 -> 0.76 ms, p99 1.41 -> 1.11 ms, start-up a little faster;
+# 17 MB more resident memory on a small cache (BENCHMARKS.md, "Huge pages").
 ENV CACHET_CONFIG=/etc/cachet/cachet.toml \
     CACHET_ASSETS_DIR=/opt/cachet/assets \
     CACHET_LOG_FORMAT=json \
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.top_pad=67108864 \
     HOME=/var/lib/cachet
 USER 10001:10001
 WORKDIR /var/lib/cachet
