@@ -169,6 +169,9 @@ pub struct MatchingConfig {
     pub candidates: usize,
     /// HNSW search breadth; higher finds true nearest neighbours more often, slower.
     pub ef_search: usize,
+    /// Breadth of a first, narrow search; only when it finds nothing to serve does the lookup
+    /// search again at `ef_search`. 0 (or `ef_search` itself): one search only.
+    pub ef_narrow: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -408,6 +411,7 @@ impl Default for MatchingConfig {
             context_threshold: 0.80,
             candidates: 4,
             ef_search: 64,
+            ef_narrow: 16,
         }
     }
 }
@@ -517,6 +521,15 @@ impl Config {
             return Err(ConfigError::invalid(
                 "tenants",
                 "no tenant is configured; add at least one [tenants.NAME] section",
+            ));
+        }
+        if self.matching.ef_narrow > self.matching.ef_search {
+            return Err(ConfigError::invalid(
+                "matching.ef_narrow",
+                format!(
+                    "{} is wider than matching.ef_search ({}); the narrow search comes first, so it must be at most that (0 turns it off)",
+                    self.matching.ef_narrow, self.matching.ef_search
+                ),
             ));
         }
         let positive = [
@@ -907,6 +920,22 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("tenants.a.threshold"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_narrow_search_wider_than_the_full_one_is_refused() {
+        let err = load("[matching]\nef_search = 32\nef_narrow = 48\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("matching.ef_narrow"), "{err}");
+        assert!(err.contains("at most"), "{err}");
+        for fine in ["0", "16", "32"] {
+            let config = load(
+                &format!("[matching]\nef_search = 32\nef_narrow = {fine}\n"),
+                &[],
+            );
+            assert!(config.is_ok(), "ef_narrow {fine}: {:?}", config.err());
         }
     }
 

@@ -55,6 +55,18 @@ pub fn render(cache: &Cache) -> String {
     }
     metric(
         &mut out,
+        "cachet_searches_widened_total",
+        "counter",
+        "Semantic lookups whose narrow search (matching.ef_narrow) found nothing to serve, by what the full search (matching.ef_search) then found.",
+    );
+    let (hits, misses) = stats.widened();
+    let _ = writeln!(out, "cachet_searches_widened_total{{found=\"hit\"}} {hits}");
+    let _ = writeln!(
+        out,
+        "cachet_searches_widened_total{{found=\"miss\"}} {misses}"
+    );
+    metric(
+        &mut out,
         "cachet_tokens_saved_total",
         "counter",
         "Tokens not sent upstream thanks to cache hits.",

@@ -87,3 +87,52 @@ async fn bench_reports_every_path_and_the_paired_embedding_baseline() {
             > 0.0
     );
 }
+
+/// With the narrowest possible first search (a greedy walk, one candidate), some paraphrases'
+/// entries are not found by it; every one of them must still be found and served by the full
+/// search, and the widened searches counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_first_search_that_misses_widens_and_still_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = simulator().await;
+    let sidecar = Sidecar::start_with(
+        dir.path(),
+        &upstream.base_url(),
+        "[server]\nmetrics_listen = \"127.0.0.1:0\"\n[matching]\ncandidates = 1\nef_narrow = 1\n",
+    )
+    .await;
+    let json_path = dir.path().join("bench.json");
+    succeeded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
+            .args(["bench", "--concurrency", "4", "--requests", "300"])
+            .args(["--mix", "paraphrase=1", "--tenant", "acme", "--endpoint"])
+            .arg(format!("http://{}", sidecar.addr))
+            .arg("--json")
+            .arg(&json_path)
+            .output()
+            .unwrap(),
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let paraphrase = &report["runs"][0]["intended"][1];
+    assert_eq!(paraphrase["kind"], "paraphrase");
+    assert_eq!(paraphrase["hit_semantic"], 300, "{paraphrase}");
+
+    let metrics = reqwest::get(format!("http://{}/metrics", sidecar.ports.metrics.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let widened = |found: &str| -> u64 {
+        let line = format!("cachet_searches_widened_total{{found=\"{found}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("no {line} in\n{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    // About one in five greedy walks ends away from the entry in a graph of this size.
+    assert!(widened("hit") > 0, "{metrics}");
+    assert_eq!(widened("miss"), 0, "{metrics}");
+}

@@ -300,6 +300,10 @@ pub struct Stats {
     saved_micro_usd: AtomicU64,
     /// Entries removed by size-bounded eviction.
     evictions: AtomicU64,
+    /// Lookups whose narrow search found nothing to serve, by what the full search found:
+    /// many hits here say `matching.ef_narrow` is too narrow for this data.
+    widened_hits: AtomicU64,
+    widened_misses: AtomicU64,
     /// Upstream spend per tier.
     spend: Mutex<BTreeMap<String, Spend>>,
 }
@@ -344,6 +348,8 @@ impl Default for Stats {
             tokens_saved: AtomicU64::new(0),
             saved_micro_usd: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            widened_hits: AtomicU64::new(0),
+            widened_misses: AtomicU64::new(0),
             spend: Mutex::new(BTreeMap::new()),
         }
     }
@@ -391,6 +397,14 @@ impl Stats {
     /// Entries evicted to keep the cache within `storage.max_entries`.
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Lookups that searched again at full breadth, as (found a hit, found none).
+    pub fn widened(&self) -> (u64, u64) {
+        (
+            self.widened_hits.load(Ordering::Relaxed),
+            self.widened_misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Money saved by hits, in millionths of a dollar.
@@ -765,8 +779,12 @@ impl Cache {
         })
     }
 
-    /// Searches the scope's graph and judges the candidates, closest first, until one may be
-    /// served. The first candidate examined is explained even when it is below the threshold.
+    /// Finds a candidate to serve: first with a narrow search (`matching.ef_narrow`), and only
+    /// when that finds nothing to serve, with the full breadth (`matching.ef_search`). The
+    /// search runs right after the model call, which has flushed the graph out of the caches,
+    /// so at a hundred thousand entries its breadth costs more than a millisecond of a semantic
+    /// hit's latency; and a hit's entry is almost always among a narrow search's nearest. A
+    /// miss pays for both searches, before a model call that takes far longer.
     fn search(
         &self,
         chat: &ScopedChat,
@@ -775,13 +793,46 @@ impl Cache {
         threshold: f32,
         now: u64,
     ) -> Result<(Option<Hit>, Option<Explanation>), CacheError> {
+        let words = ChatWords::new(chat);
+        let matching = &self.config.matching;
+        let narrow_first = (1..matching.ef_search).contains(&matching.ef_narrow);
+        if narrow_first {
+            let narrow =
+                self.serve_nearest(&words, embedded, query, threshold, now, matching.ef_narrow)?;
+            if narrow.0.is_some() {
+                return Ok(narrow);
+            }
+        }
+        let wide =
+            self.serve_nearest(&words, embedded, query, threshold, now, matching.ef_search)?;
+        if narrow_first {
+            let counter = match wide.0 {
+                Some(_) => &self.stats.widened_hits,
+                None => &self.stats.widened_misses,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(wide)
+    }
+
+    /// Searches the scope's graph at breadth `ef` and judges the candidates, closest first,
+    /// until one may be served. The first candidate examined is explained even when it is below
+    /// the threshold.
+    fn serve_nearest(
+        &self,
+        words: &ChatWords,
+        embedded: &Embedded,
+        query: &[f32],
+        threshold: f32,
+        now: u64,
+        ef: usize,
+    ) -> Result<(Option<Hit>, Option<Explanation>), CacheError> {
         let candidates = self.index.search(
-            &chat.scope,
+            &words.chat.scope,
             query,
             self.config.matching.candidates,
-            self.config.matching.ef_search,
+            ef,
         );
-        let words = ChatWords::new(chat);
         let mut explanation = None;
         for candidate in candidates {
             let Some(entry) = self.store.get(candidate.id)? else {
@@ -790,7 +841,7 @@ impl Cache {
             if self.expire_if_due(candidate.id, &entry, now)? {
                 continue;
             }
-            let verdict = judge(&words, embedded, &entry);
+            let verdict = judge(words, embedded, &entry);
             let context_threshold = self.config.matching.context_threshold;
             let refused_by = verdict.refusal(candidate.similarity, threshold, context_threshold);
             let this = Explanation {
