@@ -15,8 +15,9 @@
 //! `server-timing` metadata: the difference is the network, HTTP/2 and this client. On one
 //! machine, client and sidecar share the cores.
 //!
-//! `--fill N` instead stores N distinct entries (in a scope of their own) and stops; it is how
-//! a data folder with many entries is made for measuring start-up time.
+//! `--fill N` instead stores N distinct entries and stops: in a scope of their own, for a data
+//! folder with many entries to measure start-up on, or (`--fill-scope runs`) in the scope the
+//! runs look up in, leaving out the texts they send, to measure lookups against a large cache.
 //!
 //! Stores (warm-up and fill) are sent `store_concurrency` at a time, so the sidecar can batch
 //! their embeddings and group their commits. Every call has a client-side deadline, so a stuck
@@ -40,9 +41,19 @@ use crate::scope::normalise_for_exact;
 
 /// System prompt of the measured requests (part of their scope).
 const SYSTEM: &str = "You are a helpful assistant. Answer briefly.";
-/// System prompt of `--fill` entries: a scope of their own, so filling never turns a later
+/// System prompt of `--fill` entries in a scope of their own, so filling never turns a later
 /// run's "new" questions into exact hits.
 const FILL_SYSTEM: &str = "You are a helpful assistant. Answer briefly. (cachet bench fill)";
+
+/// Where `--fill` stores its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FillScope {
+    /// A scope of their own: a large data folder that later runs do not search.
+    Own,
+    /// The scope the runs look up in, without any text a run sends as a paraphrase or a new
+    /// question: later runs search a large cache and still get semantic hits and misses.
+    Runs,
+}
 const ANSWER: &str = "This is a stored answer written by `cachet bench`. It stands for a model's \
 answer of a few sentences: long enough to be realistic on the wire, short enough not to matter.";
 const USAGE: TokenUsage = TokenUsage {
@@ -568,14 +579,22 @@ impl Workload {
     }
 
     /// Distinct texts for `--fill`: every text the workload has.
-    fn fill_texts(&self, n: usize) -> Vec<String> {
-        let pool: Vec<&String> = self
-            .pairs
-            .iter()
-            .flat_map(|(a, b)| [a, b])
-            .chain(&self.fresh)
-            .chain(&self.extra)
-            .collect();
+    fn fill_texts(&self, n: usize, scope: FillScope) -> Vec<String> {
+        let pool: Vec<&String> = match scope {
+            FillScope::Own => self
+                .pairs
+                .iter()
+                .flat_map(|(a, b)| [a, b])
+                .chain(&self.fresh)
+                .chain(&self.extra)
+                .collect(),
+            FillScope::Runs => self
+                .pairs
+                .iter()
+                .map(|(a, _)| a)
+                .chain(&self.extra)
+                .collect(),
+        };
         let mut seen = HashSet::new();
         let pool: Vec<&String> = pool
             .into_iter()
@@ -1546,6 +1565,7 @@ pub fn write_plan(settings: &Settings, path: &Path) -> Result<(), LoadgenError> 
 pub async fn fill(
     settings: &Settings,
     entries: usize,
+    scope: FillScope,
     json: Option<&Path>,
 ) -> Result<FillReport, LoadgenError> {
     settings.check()?;
@@ -1563,10 +1583,14 @@ pub async fn fill(
         machine.load_average.as_deref().unwrap_or("unknown")
     );
     println!("texts: {}", workload.source);
+    let system = match scope {
+        FillScope::Own => FILL_SYSTEM,
+        FillScope::Runs => SYSTEM,
+    };
     let requests = workload
-        .fill_texts(entries)
+        .fill_texts(entries, scope)
         .iter()
-        .map(|text| store_request(settings, FILL_SYSTEM, text))
+        .map(|text| store_request(settings, system, text))
         .collect();
     let started = Instant::now();
     let replaced = store_all(
@@ -1680,8 +1704,18 @@ mod tests {
             .fresh
             .iter()
             .all(|t| !stored.contains(&normalise_for_exact(t))));
-        let fill = generated.fill_texts(12_000);
+        let fill = generated.fill_texts(12_000, FillScope::Own);
         let distinct: HashSet<String> = fill.iter().map(|t| normalise_for_exact(t)).collect();
         assert_eq!(distinct.len(), 12_000);
+        // Filling the runs' scope must not store what the runs send: their paraphrases would
+        // become exact hits and their new questions hits.
+        let sent: HashSet<String> = (generated.pairs.iter().map(|(_, b)| b))
+            .chain(&generated.fresh)
+            .map(|t| normalise_for_exact(t))
+            .collect();
+        let fill = generated.fill_texts(12_000, FillScope::Runs);
+        let distinct: HashSet<String> = fill.iter().map(|t| normalise_for_exact(t)).collect();
+        assert_eq!(distinct.len(), 12_000);
+        assert!(distinct.is_disjoint(&sent));
     }
 }

@@ -153,9 +153,14 @@ enum Command {
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Store this many distinct entries and exit (for measuring start-up with many entries).
+        /// Store this many distinct entries and exit (for measuring start-up with many entries,
+        /// or lookups against a large cache: see --fill-scope).
         #[arg(long)]
         fill: Option<usize>,
+        /// Where --fill stores: a scope of its own, or the scope later runs look up in (without
+        /// the texts they send).
+        #[arg(long, value_enum, default_value = "own")]
+        fill_scope: cachet::loadgen::FillScope,
         /// Write what a run would store and look up (JSON) and exit, without a sidecar: the
         /// GPTCache peer run replays it.
         #[arg(long)]
@@ -411,6 +416,7 @@ async fn main() -> anyhow::Result<()> {
             mix,
             json,
             fill,
+            fill_scope,
             plan_out,
             store_concurrency,
             timeout_secs,
@@ -437,7 +443,7 @@ async fn main() -> anyhow::Result<()> {
                     println!("wrote {}", path.display());
                 }
                 (Some(entries), None) => {
-                    cachet::loadgen::fill(&settings, entries, json.as_deref())
+                    cachet::loadgen::fill(&settings, entries, fill_scope, json.as_deref())
                         .await
                         .context("bench --fill failed")?;
                 }

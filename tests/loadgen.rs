@@ -136,3 +136,60 @@ async fn a_narrow_first_search_that_misses_widens_and_still_hits() {
     assert!(widened("hit") > 0, "{metrics}");
     assert_eq!(widened("miss"), 0, "{metrics}");
 }
+
+/// `--fill-scope runs` fills the very scope a later run looks up in, so the run searches a
+/// larger cache, and its paraphrases are still semantic hits and its new questions misses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_of_the_runs_scope_is_searched_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = simulator().await;
+    let sidecar = Sidecar::start_with(
+        dir.path(),
+        &upstream.base_url(),
+        "[server]\nmetrics_listen = \"127.0.0.1:0\"\n",
+    )
+    .await;
+    let bench = |args: &[&str]| {
+        succeeded(
+            std::process::Command::new(env!("CARGO_BIN_EXE_cachet"))
+                .args(["bench", "--tenant", "acme", "--endpoint"])
+                .arg(format!("http://{}", sidecar.addr))
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    bench(&["--fill", "200", "--fill-scope", "runs"]);
+    let json_path = dir.path().join("bench.json");
+    bench(&[
+        "--concurrency",
+        "1",
+        "--requests",
+        "40",
+        "--json",
+        json_path.to_str().unwrap(),
+    ]);
+    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let intended = &report["runs"][0]["intended"];
+    let (paraphrase, new) = (&intended[1], &intended[2]);
+    assert_eq!(
+        paraphrase["hit_semantic"], paraphrase["sent"],
+        "{paraphrase}"
+    );
+    assert_eq!(new["hit_rate"], 0.0, "{new}");
+
+    let metrics = reqwest::get(format!("http://{}/metrics", sidecar.ports.metrics.unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let graphs: Vec<u64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("cachet_index_points{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    // One scope, holding the fill and the run's own warm-up.
+    assert_eq!(graphs.len(), 1, "{metrics}");
+    assert!(graphs[0] >= 200, "{metrics}");
+}
