@@ -1199,13 +1199,7 @@ fn summarise(
         .iter()
         .filter_map(|s| s.result.as_ref().err())
         .collect();
-    let paired: Vec<(Duration, Duration)> = samples
-        .iter()
-        .filter(|s| {
-            s.result
-                .as_ref()
-                .is_ok_and(|status| *status == CacheStatus::HitSemantic)
-        })
+    let paired: Vec<(Duration, Duration)> = of_status(CacheStatus::HitSemantic)
         .filter_map(|s| Some((s.latency, s.bare?.wall)))
         .collect();
     let semantic_vs_bare = (!paired.is_empty()).then(|| {

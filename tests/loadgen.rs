@@ -117,12 +117,7 @@ async fn a_narrow_first_search_that_misses_widens_and_still_hits() {
     assert_eq!(paraphrase["kind"], "paraphrase");
     assert_eq!(paraphrase["hit_semantic"], 300, "{paraphrase}");
 
-    let metrics = reqwest::get(format!("http://{}/metrics", sidecar.ports.metrics.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = sidecar.metrics().await;
     let widened = |found: &str| -> u64 {
         let line = format!("cachet_searches_widened_total{{found=\"{found}\"}} ");
         metrics
@@ -178,12 +173,7 @@ async fn a_fill_of_the_runs_scope_is_searched_by_the_next_run() {
     );
     assert_eq!(new["hit_rate"], 0.0, "{new}");
 
-    let metrics = reqwest::get(format!("http://{}/metrics", sidecar.ports.metrics.unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = sidecar.metrics().await;
     let graphs: Vec<u64> = metrics
         .lines()
         .filter(|l| l.starts_with("cachet_index_points{"))

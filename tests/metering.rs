@@ -263,7 +263,6 @@ async fn prometheus_metrics_count_requests_spend_and_savings() {
         "{TIERS}\n[server]\nmetrics_listen = \"127.0.0.1:0\"\n[budgets.organisation]\nceiling_usd = 100.0\n"
     );
     let Fixture { sidecar, .. } = &Fixture::with_config(&config).await;
-    let metrics = sidecar.ports.metrics.expect("metrics are on");
     let mut client = sidecar.client().await;
     client
         .complete(labelled("small", "What is a sidecar?", "eng", ""))
@@ -273,12 +272,7 @@ async fn prometheus_metrics_count_requests_spend_and_savings() {
         .complete(labelled("small", "What is a sidecar?", "eng", ""))
         .await
         .unwrap();
-    let body = reqwest::get(format!("http://{metrics}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = sidecar.metrics().await;
     for line in [
         "cachet_requests_total{cache_status=\"miss\"} 1",
         "cachet_requests_total{cache_status=\"hit_exact\"} 1",

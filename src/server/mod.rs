@@ -700,8 +700,6 @@ fn reflection() -> tonic_reflection::server::v1::ServerReflectionServer<
         .expect("embedded descriptors are valid")
 }
 
-/// Accepted gRPC connections skip Nagle: small request/response pairs would otherwise wait
-/// ~40 ms on delayed ACKs.
 /// Response metadata key with the time the sidecar spent on a call, in the W3C Server-Timing
 /// format (`cachet;dur=1.234`, milliseconds): lets a client tell the sidecar's time from its own
 /// and the network's (`cachet bench` reports both).
@@ -717,6 +715,8 @@ fn timed<T>(message: T, started: Instant) -> Response<T> {
     response
 }
 
+/// Accepted gRPC connections skip Nagle: small request/response pairs would otherwise wait
+/// ~40 ms on delayed ACKs.
 fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -275,6 +275,17 @@ impl Sidecar {
         self.child.id()
     }
 
+    /// The Prometheus text its metrics port serves (the config must set `metrics_listen`).
+    pub async fn metrics(&self) -> String {
+        let port = self.ports.metrics.expect("metrics_listen is set");
+        reqwest::get(format!("http://{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("sidecar.log")).unwrap_or_default()
     }
