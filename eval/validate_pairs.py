@@ -13,7 +13,7 @@ SINGLE_CATS = {
 }
 CONV_CATS = {
     "conv_paraphrase": "true", "conv_chatter": "true", "conv_subject": "false",
-    "conv_detail": "false", "conv_intent": "false",
+    "conv_detail": "false", "conv_intent": "false", "conv_followup": "false",
 }
 MIN_30 = {"paraphrase", "negation", "antonym", "entity", "number", "identifier", "scope"}
 KEYS = {"a", "b", "same_answer", "category", "split"}
