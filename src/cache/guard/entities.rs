@@ -719,6 +719,11 @@ mod tests {
     #[test]
     fn the_same_names_reworded_or_recased_do_not() {
         assert!(!d("do you ship to canada", "Do you ship to Canada?"));
+        // A unit, not the language C.
+        assert!(!d(
+            "Is 38 degrees Celsius a fever?",
+            "Is a temperature of 38°C considered a fever?"
+        ));
         assert!(!d("Hotels near New York City", "hotels near NYC"));
         assert!(!d("Is the iPhone waterproof?", "Can an iphone get wet?"));
         assert!(!d(

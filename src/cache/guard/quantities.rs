@@ -107,6 +107,7 @@ const UNITS: &[(&str, &[&str])] = &[
     ("hour", &["hr", "hrs", "hour", "hours"]),
     ("day", &["day", "days"]),
     ("week", &["week", "weeks"]),
+    ("fortnight", &["fortnight", "fortnights"]),
     ("month", &["month", "months"]),
     ("year", &["year", "years"]),
     ("night", &["night", "nights"]),
@@ -125,8 +126,49 @@ const UNITS: &[(&str, &[&str])] = &[
 /// Units of time are everyday nouns too ("vacation days", "every year"): they count as units
 /// only right after a number ("3 days").
 const TIME_UNITS: &[&str] = &[
-    "second", "minute", "hour", "day", "week", "month", "year", "night",
+    "second",
+    "minute",
+    "hour",
+    "day",
+    "week",
+    "fortnight",
+    "month",
+    "year",
+    "night",
 ];
+
+/// Units that are an exact multiple of another of their dimension, so that one amount written
+/// in two units is one amount: "18 months" is "a year and a half", "two weeks" is "a
+/// fortnight" or "14 days", "1.5 kg" is "1500 g". Metric and imperial are not converted: "5
+/// km" against "3.1 miles" is rounded, and a question about one is seldom about the other.
+/// Months are not days: a month has no fixed length.
+const IN_BASE_UNITS: &[(&str, &str, f64)] = &[
+    ("minute", "second", 60.0),
+    ("hour", "second", 3_600.0),
+    ("day", "second", 86_400.0),
+    ("week", "second", 604_800.0),
+    ("fortnight", "second", 1_209_600.0),
+    ("year", "month", 12.0),
+    ("km", "m", 1_000.0),
+    ("cm", "m", 0.01),
+    ("mm", "m", 0.001),
+    ("kg", "g", 1_000.0),
+    ("mg", "g", 0.001),
+    ("l", "ml", 1_000.0),
+    ("ft", "inch", 12.0),
+    ("kb", "b", 1e3),
+    ("mb", "b", 1e6),
+    ("gb", "b", 1e9),
+    ("tb", "b", 1e12),
+];
+
+/// The unit an amount is compared in, and how many of it one `unit` is.
+fn in_base(unit: &'static str) -> (&'static str, f64) {
+    IN_BASE_UNITS
+        .iter()
+        .find(|(from, _, _)| *from == unit)
+        .map_or((unit, 1.0), |(_, base, factor)| (*base, *factor))
+}
 
 /// The value of `word` if it is an identifier, letters and digits mixed ("P0420", "E1042",
 /// "0x7B" = "0x0000007B"), as the family compares it; `None` for plain numbers ("5km", "4th",
@@ -154,6 +196,14 @@ static UNIT_NAMES: LazyLock<HashMap<&'static str, &'static str>> = LazyLock::new
         .flat_map(|(unit, names)| names.iter().map(move |name| (*name, *unit)))
         .collect()
 });
+
+/// Whether `word` is a number spelled out ("two", "twelve"), as the tokenizer needs to know
+/// to keep "two-year-old" apart.
+pub fn is_number_word(word: &str) -> bool {
+    NUMBER_WORDS
+        .iter()
+        .any(|(w, _)| w.eq_ignore_ascii_case(word))
+}
 
 fn is_number(word: &str) -> bool {
     word.chars().next().is_some_and(|c| c.is_ascii_digit())
@@ -213,6 +263,88 @@ fn numbers(text: &Text) -> Vec<String> {
     found
 }
 
+/// [`numbers`], with each amount in a unit that converts counted in its base unit
+/// ([`IN_BASE_UNITS`]), "and a half" and "a fortnight" included: "a year and a half" and "18
+/// months" are both 18 (months), "half an hour" and "30 minutes" both 1800 (seconds).
+fn amounts(text: &Text) -> Vec<String> {
+    let words = &text.words;
+    let lower = |at: usize| {
+        words
+            .get(at)
+            .map_or("", |w: &super::text::Word| w.lower.as_str())
+    };
+    let mut found: Vec<String> = Vec::new();
+    let mut at = 0;
+    while at < words.len() {
+        let word = lower(at);
+        let (value, unit_at) =
+            if let Some((_, digits)) = NUMBER_WORDS.iter().find(|(w, _)| *w == word) {
+                if word == "half" && matches!(lower(at + 1), "a" | "an") {
+                    (digits.to_string(), at + 2)
+                } else {
+                    (digits.to_string(), at + 1)
+                }
+            } else if matches!(word, "one" | "a" | "an")
+                && unit_of(lower(at + 1)).is_some()
+                && (word == "one"
+                    || unit_of(lower(at + 1)) == Some("fortnight")
+                    || and_a_half(words, at + 2))
+            {
+                ("1".to_string(), at + 1)
+            } else if let Some(value) = quantity(word) {
+                (value, at + 1)
+            } else {
+                at += 1;
+                continue;
+            };
+        // The unit glued to the number ("5km"), or the word after it, maybe after "and a half"
+        // ("two and a half hours").
+        let glued = word.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        let half_before = and_a_half(words, unit_at) && unit_of(lower(unit_at + 3)).is_some();
+        let unit_at = if half_before { unit_at + 3 } else { unit_at };
+        let (unit, next) = match unit_of(glued).filter(|_| glued.len() < word.len()) {
+            Some(unit) => (Some(unit), at + 1),
+            None => (unit_of(lower(unit_at)), unit_at + 1),
+        };
+        let amount = unit.zip(value.parse::<f64>().ok()).map(|(unit, number)| {
+            let half_after = and_a_half(words, next);
+            let half = if half_before || half_after { 0.5 } else { 0.0 };
+            let (_, factor) = in_base(unit);
+            let next = if half_after { next + 3 } else { next };
+            (format_amount((number + half) * factor), next)
+        });
+        match amount {
+            Some((amount, next)) => {
+                found.push(amount);
+                at = next;
+            }
+            None => {
+                found.push(value);
+                at += 1;
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Whether "and a half" begins at `at`.
+fn and_a_half(words: &[super::text::Word], at: usize) -> bool {
+    let said: Vec<&str> = words
+        .iter()
+        .skip(at)
+        .take(3)
+        .map(|w| w.lower.as_str())
+        .collect();
+    said == ["and", "a", "half"]
+}
+
+/// An amount without float noise: 1.5 × 12 is "18", 0.001 × 5 is "0.005".
+fn format_amount(value: f64) -> String {
+    let rounded = (value * 1e6).round() / 1e6;
+    format!("{rounded}")
+}
+
 fn units(text: &Text) -> BTreeSet<&'static str> {
     let mut found = BTreeSet::new();
     for (i, word) in text.words.iter().enumerate() {
@@ -233,13 +365,29 @@ fn units(text: &Text) -> BTreeSet<&'static str> {
     found
 }
 
-/// Conflict when the numbers differ, or both texts name units and the units differ.
+/// Conflict when the numbers differ, or both texts name units and the units differ, both as
+/// written and with amounts in their base units: "3 days a week" is "three times a week" as
+/// written, "18 months" is "a year and a half" in months, but "3 days" is not "3 weeks" either
+/// way.
 pub fn differ(a: &Text, b: &Text) -> bool {
-    if numbers(a) != numbers(b) {
-        return true;
-    }
     let (ua, ub) = (units(a), units(b));
-    !ua.is_empty() && !ub.is_empty() && read_pounds(&ua, &ub) != read_pounds(&ub, &ua)
+    let in_base_units =
+        |units: &BTreeSet<&'static str>| units.iter().map(|u| in_base(u).0).collect();
+    differ_in((numbers(a), &ua), (numbers(b), &ub))
+        && differ_in(
+            (amounts(a), &in_base_units(&ua)),
+            (amounts(b), &in_base_units(&ub)),
+        )
+}
+
+fn differ_in(
+    (numbers_a, units_a): (Vec<String>, &BTreeSet<&'static str>),
+    (numbers_b, units_b): (Vec<String>, &BTreeSet<&'static str>),
+) -> bool {
+    numbers_a != numbers_b
+        || (!units_a.is_empty()
+            && !units_b.is_empty()
+            && read_pounds(units_a, units_b) != read_pounds(units_b, units_a))
 }
 
 /// "Pound" is a currency and a weight: it reads as whichever of the two the other text names
@@ -326,6 +474,53 @@ mod tests {
             "How many vacation days do I have left this year?",
             "How much leave do I still have this year?"
         ));
+    }
+
+    #[test]
+    fn one_amount_in_other_units_or_spellings_does_not_conflict() {
+        assert!(!d(
+            "Is 1200 mg of caffeine a day safe?",
+            "Is drinking 1,200 milligrams of caffeine daily safe?"
+        ));
+        assert!(!d(
+            "I've been here 18 months. Will my bonus be prorated?",
+            "I've worked here a year and a half. Does my bonus get prorated?"
+        ));
+        assert!(!d("We're away for two weeks", "We're away for a fortnight"));
+        assert!(!d("We're away for 14 days", "We're away for 2 weeks"));
+        assert!(!d("Is half an hour enough?", "Is 30 minutes enough?"));
+        assert!(!d("a 2.5 hour drive", "a two and a half hour drive"));
+        assert!(!d("a 150 minute drive", "a drive of 2 hours and a half"));
+        assert!(!d(
+            "Is 1.5 kg of flour enough?",
+            "Is 1500 g of flour enough?"
+        ));
+        assert!(!d("Is 38°C a fever?", "Is 38 degrees Celsius a fever?"));
+        assert!(!d(
+            "How much sleep does a two-year-old need?",
+            "How much sleep does a 2-year-old need?"
+        ));
+        assert!(!d(
+            "Can a 15-year-old invest in stocks?",
+            "Can a 15 year old invest in stocks?"
+        ));
+        assert!(!d(
+            "Give me a workout plan for 3 days a week.",
+            "I can train three times a week. Suggest a workout plan."
+        ));
+    }
+
+    #[test]
+    fn other_amounts_in_other_units_conflict() {
+        assert!(d("Book 3 days", "Book 3 weeks"));
+        assert!(d("We're away for two weeks", "We're away for a week"));
+        assert!(d("I've been here 18 months", "I've been here 2 years"));
+        assert!(d("Is 1,200 mg safe?", "Is 1,500 mg safe?"));
+        assert!(d("costs 3,50 euros", "costs 350 euros"));
+        assert!(d("Is 1.5 kg enough?", "Is 1500 lb enough?"));
+        assert!(d("Is 38°C a fever?", "Is 38°F a fever?"));
+        assert!(d("a two and a half hour drive", "a two hour drive"));
+        assert!(d("Take it twice a day", "Take it 3 times a day"));
     }
 
     #[test]

@@ -192,6 +192,27 @@ fn split_tokens(text: &str) -> Vec<String> {
     let mut tokens = Vec::new();
     let mut current = String::new();
     for (i, &c) in chars.iter().enumerate() {
+        // "1,200" is 1200: a comma before exactly three digits groups thousands (a decimal
+        // comma, "3,50", keeps its two).
+        let thousands = c == ','
+            && current.chars().last().is_some_and(|p| p.is_ascii_digit())
+            && chars
+                .get(i + 1..i + 4)
+                .is_some_and(|n| n.iter().all(char::is_ascii_digit))
+            && !chars.get(i + 4).is_some_and(char::is_ascii_digit);
+        if thousands {
+            continue;
+        }
+        // "38°C" and "°F": the degree sign opens its scale's unit ("°c"), not a separate name "C".
+        if c == '°'
+            && chars
+                .get(i + 1)
+                .is_some_and(|n| matches!(n, 'C' | 'c' | 'F' | 'f'))
+        {
+            flush(&mut current, &mut tokens);
+            current.push(c);
+            continue;
+        }
         // "3.50", "3,50" and "21:00" stay one token, and so does "km/h".
         let inner_point = (matches!(c, '.' | ',' | ':')
             && current.chars().last().is_some_and(|p| p.is_ascii_digit())
@@ -201,8 +222,11 @@ fn split_tokens(text: &str) -> Vec<String> {
                 && chars.get(i + 1).is_some_and(|n| n.is_alphabetic()));
         let apostrophe = (c == '\'' || c == '’') && !current.is_empty();
         // "Wi-Fi" and "e-mail" are one word, written without the hyphen.
+        // "two-year-old" is not: numbers and units stay words of their own.
         let joining_hyphen = c == '-'
             && current.chars().last().is_some_and(|p| p.is_alphabetic())
+            && !super::quantities::is_number_word(&current)
+            && !super::quantities::is_unit(&current.to_lowercase())
             && chars.get(i + 1).is_some_and(|n| n.is_alphabetic());
         if joining_hyphen {
             continue;
