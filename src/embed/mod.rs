@@ -90,6 +90,8 @@ pub struct Embedder {
 struct Assets {
     runtime: PathBuf,
     model_dir: PathBuf,
+    /// English word frequencies for typo repair (see [`spelling`]).
+    word_counts: PathBuf,
 }
 
 impl Assets {
@@ -97,6 +99,7 @@ impl Assets {
         let assets = Self {
             runtime: assets_dir.join("libonnxruntime.so"),
             model_dir: assets_dir.join("model"),
+            word_counts: assets_dir.join("spelling").join("en.json.gz"),
         };
         let required = [
             assets.runtime.clone(),
@@ -105,6 +108,7 @@ impl Assets {
             assets.model_dir.join("config.json"),
             assets.model_dir.join("special_tokens_map.json"),
             assets.model_dir.join("tokenizer_config.json"),
+            assets.word_counts.clone(),
         ];
         if let Some(missing) = required.iter().find(|p| !p.is_file()) {
             return Err(EmbedError::MissingAssets(missing.display().to_string()));
@@ -113,10 +117,12 @@ impl Assets {
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>, EmbedError> {
-        let path = self.model_dir.join(name);
-        std::fs::read(&path)
-            .map_err(|e| EmbedError::MissingAssets(format!("{}: {e}", path.display())))
+        read(&self.model_dir.join(name))
     }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
+    std::fs::read(path).map_err(|e| EmbedError::MissingAssets(format!("{}: {e}", path.display())))
 }
 
 /// ONNX Runtime allows one environment per process; every embedder in the process shares it.
@@ -172,10 +178,11 @@ impl Embedder {
         let stats = Arc::new(EmbedStats::default());
         let worker_stats = Arc::clone(&stats);
         let assets = Assets::locate(&config.assets_dir)?;
-        let vocabulary = spelling::Vocabulary::from_tokenizer_json(&assets.read("tokenizer.json")?)
-            .ok_or_else(|| {
-                EmbedError::Model("tokenizer.json has no WordPiece vocabulary".into())
-            })?;
+        let vocabulary = spelling::Vocabulary::load(
+            &assets.read("tokenizer.json")?,
+            &read(&assets.word_counts)?,
+        )
+        .map_err(EmbedError::Model)?;
         let config = config.clone();
         std::thread::Builder::new()
             .name("cachet-embed".into())
