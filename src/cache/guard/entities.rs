@@ -477,6 +477,12 @@ fn names(text: &Text) -> Vec<Name> {
 /// Every spelling of `text`'s words (plain, stemmed, folded like names are) to look a name up in.
 fn vocabulary(text: &Text, text_names: &[Name]) -> HashSet<String> {
     let mut all: HashSet<String> = text.spellings().cloned().collect();
+    // Two words written as one elsewhere: "Times Now" mentions "TimesNow".
+    all.extend(
+        text.words
+            .windows(2)
+            .map(|pair| format!("{}{}", pair[0].lower, pair[1].lower)),
+    );
     all.extend(text_names.iter().map(|n| n.folded.clone()));
     all.extend(text.words.iter().filter_map(|w| {
         ALIASES
@@ -569,9 +575,19 @@ fn spelled_out(text: &Text, other: &Text) -> Vec<String> {
     covered
 }
 
+/// Words of `text` that `other` writes as one ("Times Now" / "TimesNow", "M.S." / "MS").
+fn written_together(text: &Text, other: &Text) -> Vec<String> {
+    text.words
+        .windows(2)
+        .filter(|pair| other.has(&format!("{}{}", pair[0].lower, pair[1].lower)))
+        .flat_map(|pair| [pair[0].lower.clone(), pair[1].lower.clone()])
+        .collect()
+}
+
 /// Names in `a` that `b` never mentions.
 fn unmatched<'n>(a: &Text, names_a: &'n [Name], b: &Text, names_b: &[Name]) -> Vec<&'n Name> {
-    let covered = spelled_out(a, b);
+    let mut covered = spelled_out(a, b);
+    covered.extend(written_together(a, b));
     let vocab_b = vocabulary(b, names_b);
     names_a
         .iter()
@@ -713,6 +729,22 @@ mod tests {
         assert!(!d(
             "Who won the FIFA World Cup in 2018?",
             "Who won the World Cup in 2018?"
+        ));
+    }
+
+    #[test]
+    fn the_same_names_written_as_one_word_or_with_dots_do_not() {
+        assert!(!d(
+            "Why did Arnab Goswami resign from Times Now?",
+            "Why Arnab Goswami resigned from TimesNow?"
+        ));
+        assert!(!d(
+            "Your review of M.S. Dhoni: The Untold Story?",
+            "Your review of MS Dhoni: The untold story?"
+        ));
+        assert!(d(
+            "Is Java the same language as Python?",
+            "Is JavaScript the same language as Python?"
         ));
     }
 

@@ -48,7 +48,7 @@ const UNITS: &[(&str, &[&str])] = &[
     // Money or weight: whichever the other text names (see `differ`).
     ("pound", &["pound", "pounds"]),
     ("jpy", &["¥", "jpy", "yen"]),
-    ("inr", &["inr", "rupee", "rupees"]),
+    ("inr", &["₹", "inr", "rs", "rupee", "rupees"]),
     (
         "km",
         &[
@@ -478,6 +478,11 @@ mod tests {
 
     #[test]
     fn one_amount_in_other_units_or_spellings_does_not_conflict() {
+        assert!(!d(
+            "Will banning 500 and 1000 rupee notes hurt the economy?",
+            "Will banning Rs. 500 and Rs 1000 notes hurt the economy?"
+        ));
+        assert!(!d("A phone under ₹15000?", "A phone under 15,000 rupees?"));
         assert!(!d(
             "Is 1200 mg of caffeine a day safe?",
             "Is drinking 1,200 milligrams of caffeine daily safe?"

@@ -184,7 +184,7 @@ const FUNCTION_WORDS: &[&str] = &[
 ];
 
 /// Currency and percent signs: tokens of their own, read by the quantities family.
-const SYMBOLS: &[char] = &['$', '€', '£', '¥', '%'];
+const SYMBOLS: &[char] = &['$', '€', '£', '¥', '₹', '%'];
 
 /// Words, numbers (with their decimal point) and sentence punctuation, in order.
 fn split_tokens(text: &str) -> Vec<String> {
