@@ -19,6 +19,13 @@ pub struct Word {
     pub gloss: bool,
 }
 
+impl Word {
+    /// Whether the word carries a subject of its own: not a function word, not two letters.
+    pub fn is_content(&self) -> bool {
+        self.lower.chars().count() > 2 && !FUNCTION_WORDS.contains(&self.lower.as_str())
+    }
+}
+
 /// The words of a text, in order.
 #[derive(Debug, Clone, Default)]
 pub struct Text {
@@ -133,10 +140,7 @@ impl Text {
         let for_someone = words
             .windows(2)
             .any(|w| w[0].lower == "for" && FOR_WHOM.contains(&w[1].lower.as_str()));
-        let mut content = words
-            .iter()
-            .filter(|w| w.lower.chars().count() > 2 && !FUNCTION_WORDS.contains(&w.lower.as_str()))
-            .peekable();
+        let mut content = words.iter().filter(|w| w.is_content()).peekable();
         !for_someone
             && content.peek().is_some()
             && content.all(|w| !other.has(&w.lower) && !other.has_stem(&w.stem))
