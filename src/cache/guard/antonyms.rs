@@ -130,8 +130,8 @@ const PAIRS: &[(&[&str], &[&str])] = &[
     ),
     (&["accept", "approve", "confirm"], &["deny", "refuse"]),
     (
-        &["hot", "warm", "heat"],
-        &["cold", "cool", "chill", "freeze"],
+        &["hot", "warm", "heat", "boil", "boiling"],
+        &["cold", "cool", "chill", "freeze", "freezing"],
     ),
     (
         &["fast", "quick", "faster", "quickest", "fastest"],
@@ -154,7 +154,8 @@ const PAIRS: &[(&[&str], &[&str])] = &[
         &["big", "bigger", "large", "larger"],
         &["small", "smaller", "little", "tiny"],
     ),
-    (&["high", "higher"], &["low"]),
+    (&["high", "higher"], &["low", "lower"]),
+    (&["static", "statically"], &["dynamic", "dynamically"]),
     (&["more"], &["less", "fewer"]),
     (&["plus"], &["minus"]),
     (&["above", "over"], &["below", "under"]),
@@ -477,6 +478,18 @@ mod tests {
             "Most expensive flight to Rome"
         ));
         assert!(d("How do I hide a column?", "How do I unhide a column?"));
+        assert!(d(
+            "Should I take the job with the higher salary?",
+            "Should I take the job with the lower salary?"
+        ));
+        assert!(d(
+            "Which languages are statically typed?",
+            "Which languages are dynamically typed?"
+        ));
+        assert!(d(
+            "What is the boiling point of water?",
+            "What is the freezing point of water?"
+        ));
         assert!(d(
             "Please archive the channel",
             "Please unarchive the channel"

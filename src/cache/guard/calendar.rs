@@ -26,7 +26,6 @@ const NAMES: &[(&str, &[&str])] = &[
     ("october", &["october", "oct"]),
     ("november", &["november", "nov"]),
     ("december", &["december", "dec"]),
-    ("christmas", &["christmas", "xmas"]),
     ("easter", &["easter"]),
     ("new year", &["new year's", "newyear"]),
     ("thanksgiving", &["thanksgiving"]),

@@ -174,9 +174,31 @@ mod tests {
                 "What is the capital of Australia?",
             ),
             ("Book a table for three at 7", "Reserve a table for 3 at 7"),
+            (
+                "Is the pharmacy open on Christmas Day?",
+                "Will the pharmacy be open on December 25th?",
+            ),
+            ("Are you open on New Year's Eve?", "Are you open on 31 Dec?"),
         ];
         for (a, b) in pairs {
             assert_eq!(conflict(a, b), None, "{a} / {b}");
+        }
+    }
+
+    #[test]
+    fn holidays_are_their_dates() {
+        for (a, b) in [
+            (
+                "Is the pharmacy open on Christmas Day?",
+                "Is the pharmacy open on New Year's Day?",
+            ),
+            (
+                "Are you open on Christmas Eve?",
+                "Are you open on December 25?",
+            ),
+            ("Are you open on Halloween?", "Are you open on October 30?"),
+        ] {
+            assert!(conflict(a, b).is_some(), "{a} / {b}");
         }
     }
 

@@ -45,7 +45,7 @@ impl Text {
         let mut sentence_start = true;
         let mut in_parentheses = false;
         let mut heading = None;
-        for raw in canonical_times(split_tokens(text)) {
+        for raw in canonical_holidays(canonical_times(split_tokens(text))) {
             match raw.as_str() {
                 "(" | ")" => {
                     in_parentheses = raw == "(";
@@ -261,6 +261,47 @@ fn flush(current: &mut String, tokens: &mut Vec<String>) {
         tokens.push(word.to_string());
     }
     current.clear();
+}
+
+/// Holidays on a fixed date, as that date: "Christmas Day" is "December 25th", "New Year's
+/// Eve" is "31 December".
+const HOLIDAYS: &[(&[&str], [&str; 2])] = &[
+    (&["christmas", "eve"], ["December", "24"]),
+    (&["xmas", "eve"], ["December", "24"]),
+    (&["christmas", "day"], ["December", "25"]),
+    (&["xmas", "day"], ["December", "25"]),
+    (&["christmas"], ["December", "25"]),
+    (&["xmas"], ["December", "25"]),
+    (&["boxing", "day"], ["December", "26"]),
+    (&["new", "year's", "eve"], ["December", "31"]),
+    (&["new", "years", "eve"], ["December", "31"]),
+    (&["new", "year's", "day"], ["January", "1"]),
+    (&["new", "years", "day"], ["January", "1"]),
+    (&["valentine's", "day"], ["February", "14"]),
+    (&["valentines", "day"], ["February", "14"]),
+    (&["halloween"], ["October", "31"]),
+];
+
+fn canonical_holidays(tokens: Vec<String>) -> Vec<String> {
+    let lower: Vec<String> = tokens.iter().map(|t| t.to_lowercase()).collect();
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let holiday = HOLIDAYS
+            .iter()
+            .find(|(words, _)| lower.get(i..i + words.len()).is_some_and(|at| at == *words));
+        match holiday {
+            Some((words, date)) => {
+                out.extend(date.iter().map(|w| w.to_string()));
+                i += words.len();
+            }
+            None => {
+                out.push(tokens[i].clone());
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Clock times in one spelling: "9pm", "9 pm", "9:00 p.m." and "21:00" all become "21:00".
