@@ -330,6 +330,28 @@ fn bench_guard(c: &mut Criterion) {
             )
         })
     });
+    // A reworded chat: every family on the last messages and on the earlier turns, both
+    // cut into words, as a lookup does for each candidate that differs in its earlier turns.
+    group.bench_function("chat_conflict", |b| {
+        use cachet::cache::guard::{chat_conflict, EarlierTurns, Text};
+        b.iter(|| {
+            let (last_a, last_b) = (
+                Text::new(black_box(
+                    "Yes, that's the one. Can I get a replacement part?",
+                )),
+                Text::new(black_box("Correct. Can I get a replacement part?")),
+            );
+            let earlier_a = EarlierTurns::new(black_box(
+                "user: I bought the Aeron chair from you last week and the armrest is wobbly.\n\
+                 assistant: Sorry to hear that. Is the order number 55120?",
+            ));
+            let earlier_b = EarlierTurns::new(black_box(
+                "user: The armrest on the Aeron chair I ordered from you last week wobbles.\n\
+                 assistant: I'm sorry about that. Can you confirm it's order 55120?",
+            ));
+            chat_conflict((&last_a, &last_b), Some((&earlier_a, &earlier_b)))
+        })
+    });
     group.finish();
 }
 

@@ -152,6 +152,29 @@ impl ScopedChat {
     }
 }
 
+/// What the user said in a context as [`ScopedChat::new`] writes it ("role: content" per turn,
+/// a turn's own line breaks kept), without the role names.
+pub fn user_turns(context: &str) -> String {
+    let mut said = Vec::new();
+    let mut by_user = false;
+    for line in context.lines() {
+        let turn = line
+            .split_once(": ")
+            .and_then(|(name, rest)| Some((Role::parse(name)?, rest)));
+        let text = match turn {
+            Some((role, rest)) => {
+                by_user = role == Role::User;
+                rest
+            }
+            None => line,
+        };
+        if by_user {
+            said.push(text);
+        }
+    }
+    said.join("\n")
+}
+
 fn hash_turns(turns: &[&ChatMessage]) -> TextHash {
     let mut h = blake3::Hasher::new();
     h.update(b"cachet.turns.v1\0");
@@ -222,6 +245,16 @@ mod tests {
         assert_ne!(base, scope_key("t", "m", &m, &hot));
         // Field boundaries matter: tenant "tm" + model "" is not tenant "t" + model "m".
         assert_ne!(base, scope_key("tm", "", &m, &p));
+    }
+
+    #[test]
+    fn user_turns_keep_what_the_user_said() {
+        let context = "user: I booked a double room.\nIt's for two nights.\n\
+                       assistant: Thanks! How can I help?\nuser: Note: it's in Lisbon.";
+        assert_eq!(
+            user_turns(context),
+            "I booked a double room.\nIt's for two nights.\nNote: it's in Lisbon."
+        );
     }
 
     #[test]

@@ -1473,7 +1473,7 @@ impl Cache {
 struct ChatWords<'a> {
     chat: &'a ScopedChat,
     query: guard::Text,
-    context: guard::Text,
+    context: guard::EarlierTurns,
 }
 
 impl<'a> ChatWords<'a> {
@@ -1481,7 +1481,7 @@ impl<'a> ChatWords<'a> {
         Self {
             chat,
             query: guard::Text::new(&chat.query),
-            context: guard::Text::new(&chat.context),
+            context: guard::EarlierTurns::new(&chat.context),
         }
     }
 }
@@ -1528,20 +1528,24 @@ fn judge(words: &ChatWords, embedded: &Embedded, entry: &StoredEntry) -> Verdict
         }
     };
     let entry_query = guard::Text::new(&entry.query);
-    let entry_context = (!same_context).then(|| guard::Text::new(&entry.context));
-    let mut guards_checked = Vec::with_capacity(guard::FAMILIES.len());
-    let mut found = None;
-    for (family, differ) in guard::FAMILIES {
-        guards_checked.push(family.as_str());
-        let context_differs = family.reads_earlier_turns()
-            && entry_context
-                .as_ref()
-                .is_some_and(|theirs| guard::ignoring_chatter(&words.context, theirs, *differ));
-        if differ(&words.query, &entry_query) || context_differs {
-            found = Some(*family);
-            break;
-        }
-    }
+    let entry_context = (!same_context).then(|| guard::EarlierTurns::new(&entry.context));
+    let found = guard::chat_conflict(
+        (&words.query, &entry_query),
+        entry_context
+            .as_ref()
+            .map(|theirs| (&words.context, theirs)),
+    );
+    // The families run in order and stop at the first that objects.
+    let guards_checked = guard::FAMILIES
+        .iter()
+        .map(|(family, _)| family.as_str())
+        .take(found.map_or(guard::FAMILIES.len(), |f| {
+            1 + guard::FAMILIES
+                .iter()
+                .position(|(g, _)| *g == f)
+                .unwrap_or(0)
+        }))
+        .collect();
     Verdict {
         context_similarity,
         guards_checked,

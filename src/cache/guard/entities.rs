@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use super::text::Text;
+use super::text::{within_one_edit, Text};
 
 /// Common names people type in lower case: places, languages, platforms, brands. Names that are
 /// also everyday words ("switch", "edge", "target", "nice") are left out: written capitalised
@@ -535,18 +535,6 @@ fn derived(a: &str, b: &str) -> bool {
     let (rest_a, rest_b) = (&a[shared..], &b[shared..]);
     let ends = |this: &str, that: &str| DERIVING_ENDINGS.contains(&this) && that.len() <= 2;
     shared >= 4 && (ends(rest_a, rest_b) || ends(rest_b, rest_a))
-}
-
-/// True when `a` becomes `b` by at most one insertion, deletion, substitution or swap of
-/// neighbours: the typos people make in names.
-fn within_one_edit(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let (a, b) = (&a[prefix..], &b[prefix..]);
-    let skip = |s: &'_ [char], n: usize| s.get(n..).unwrap_or(&[]).to_vec();
-    let swapped =
-        a.len() >= 2 && b.len() >= 2 && a[0] == b[1] && a[1] == b[0] && skip(a, 2) == skip(b, 2);
-    skip(a, 1) == skip(b, 1) || a == skip(b, 1).as_slice() || skip(a, 1).as_slice() == b || swapped
 }
 
 /// Words of `text` that spell out an acronym of `other` ("International Business Machines"

@@ -9,6 +9,7 @@
 
 mod antonyms;
 mod calendar;
+mod details;
 mod direction;
 mod entities;
 mod negation;
@@ -35,6 +36,19 @@ pub enum Family {
     Scope,
     /// The same things in swapped roles: from X to Y against from Y to X.
     Direction,
+    /// A fact of the earlier turns restated with one detail swapped or denied.
+    Details,
+}
+
+/// Which earlier turns of a chat a family compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turns {
+    /// Every earlier turn, the assistant's included.
+    All,
+    /// Only what the user said: the facts, without the assistant's wording.
+    User,
+    /// None.
+    None,
 }
 
 impl Family {
@@ -47,14 +61,28 @@ impl Family {
             Self::Calendar => "calendar",
             Self::Scope => "scope",
             Self::Direction => "direction",
+            Self::Details => "details",
         }
     }
 
-    /// Whether the family also compares the earlier turns of a chat. Negation and scope words
-    /// are everywhere in chatter ("no problem", "my partner says hi"); details that change
-    /// the answer (numbers, names, dates, opposites, direction) are what earlier turns carry.
-    pub fn reads_earlier_turns(self) -> bool {
-        !matches!(self, Self::Negation | Self::Scope)
+    /// Which earlier turns of a chat the family compares. Negation and scope words are
+    /// everywhere in chatter ("no problem", "my partner says hi") and in the assistant's
+    /// rewordings ("any transactions you don't recognise?"); details that change the answer
+    /// (numbers, names, dates, opposites, direction) are what earlier turns carry, and the
+    /// details family reads the user's statements only.
+    pub fn earlier_turns(self) -> Turns {
+        match self {
+            Self::Negation | Self::Scope => Turns::None,
+            Self::Details => Turns::User,
+            _ => Turns::All,
+        }
+    }
+
+    /// Whether the family compares the last message. Details does not: a follow-up question
+    /// that differs in a word is a different question, which the threshold and the other
+    /// families judge.
+    pub fn reads_last_message(self) -> bool {
+        self != Self::Details
     }
 }
 
@@ -69,6 +97,7 @@ pub const FAMILIES: &[(Family, Check)] = &[
     (Family::Antonyms, antonyms::differ),
     (Family::Direction, direction::differ),
     (Family::Names, entities::differ),
+    (Family::Details, details::differ),
 ];
 
 /// The first family under which `a` and `b` must not share an answer, if any.
@@ -91,11 +120,57 @@ pub fn ignoring_chatter(a: &Text, b: &Text, differ: fn(&Text, &Text) -> bool) ->
     }
 }
 
-/// As [`conflict`], for texts already cut into words.
+/// The earlier turns of a chat, cut into words as the families read them.
+pub struct EarlierTurns {
+    all: Text,
+    user: Text,
+}
+
+impl EarlierTurns {
+    /// `context` as the cache keeps it: "role: content" per turn.
+    pub fn new(context: &str) -> Self {
+        Self {
+            all: Text::new(context),
+            user: Text::new(&crate::scope::user_turns(context)),
+        }
+    }
+
+    fn read_as(&self, turns: Turns) -> Option<&Text> {
+        match turns {
+            Turns::All => Some(&self.all),
+            Turns::User => Some(&self.user),
+            Turns::None => None,
+        }
+    }
+}
+
+/// The first family under which two chats must not share an answer, comparing their last
+/// messages and, unless they are identical (`None`), their earlier turns as each family
+/// reads them, asides left out.
+pub fn chat_conflict(
+    last: (&Text, &Text),
+    earlier: Option<(&EarlierTurns, &EarlierTurns)>,
+) -> Option<Family> {
+    FAMILIES
+        .iter()
+        .find(|(family, differ)| {
+            let in_last = family.reads_last_message() && differ(last.0, last.1);
+            in_last
+                || earlier.is_some_and(|(a, b)| {
+                    let turns = family.earlier_turns();
+                    a.read_as(turns)
+                        .zip(b.read_as(turns))
+                        .is_some_and(|(a, b)| ignoring_chatter(a, b, *differ))
+                })
+        })
+        .map(|(family, _)| *family)
+}
+
+/// As [`conflict`], for texts already cut into words (last messages).
 pub fn conflict_in(a: &Text, b: &Text) -> Option<Family> {
     FAMILIES
         .iter()
-        .find(|(_, differ)| differ(a, b))
+        .find(|(family, differ)| family.reads_last_message() && differ(a, b))
         .map(|(family, _)| *family)
 }
 
@@ -204,13 +279,9 @@ mod tests {
 
     /// Earlier turns as the cache joins them: one "role: content" line per turn.
     fn earlier_turns_conflict(a: &str, b: &str) -> Option<Family> {
-        let (a, b) = (Text::new(a), Text::new(b));
-        FAMILIES
-            .iter()
-            .find(|(family, differ)| {
-                family.reads_earlier_turns() && ignoring_chatter(&a, &b, *differ)
-            })
-            .map(|(family, _)| *family)
+        let question = Text::new("What should I do?");
+        let (a, b) = (EarlierTurns::new(a), EarlierTurns::new(b));
+        chat_conflict((&question, &question), Some((&a, &b)))
     }
 
     #[test]

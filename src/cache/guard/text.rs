@@ -468,6 +468,18 @@ fn undouble(base: &mut String) {
     }
 }
 
+/// True when `a` becomes `b` by at most one insertion, deletion, substitution or swap of
+/// neighbours: the typos people make.
+pub fn within_one_edit(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[prefix..], &b[prefix..]);
+    let skip = |s: &'_ [char], n: usize| s.get(n..).unwrap_or(&[]).to_vec();
+    let swapped =
+        a.len() >= 2 && b.len() >= 2 && a[0] == b[1] && a[1] == b[0] && skip(a, 2) == skip(b, 2);
+    skip(a, 1) == skip(b, 1) || a == skip(b, 1).as_slice() || skip(a, 1).as_slice() == b || swapped
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
