@@ -233,8 +233,19 @@ const PAIRS: &[(&[&str], &[&str])] = &[
             "drawbacks",
         ],
     ),
-    (&["north", "northern"], &["south", "southern"]),
-    (&["east", "eastern"], &["west", "western"]),
+    (
+        &["north", "northern", "northbound"],
+        &["south", "southern", "southbound"],
+    ),
+    (
+        &["east", "eastern", "eastbound"],
+        &["west", "western", "westbound"],
+    ),
+    (&["double", "doublesided"], &["single", "singlesided"]),
+    (
+        &["delay", "delayed", "postpone", "postponed"],
+        &["cancel", "cancelled", "canceled"],
+    ),
     (&["left"], &["right"]),
     (&["up"], &["down"]),
     (&["push"], &["pull"]),
@@ -489,6 +500,18 @@ mod tests {
         assert!(d(
             "What is the boiling point of water?",
             "What is the freezing point of water?"
+        ));
+        assert!(d(
+            "How do I print double-sided on an HP printer?",
+            "How do I print single-sided on an HP printer?"
+        ));
+        assert!(d(
+            "Is the highway open northbound?",
+            "Is the highway open southbound?"
+        ));
+        assert!(d(
+            "How do I get a refund for a cancelled flight?",
+            "How do I get a refund for a delayed flight?"
         ));
         assert!(d(
             "Please archive the channel",

@@ -29,6 +29,10 @@ const NAMES: &[(&str, &[&str])] = &[
     ("easter", &["easter"]),
     ("new year", &["new year's", "newyear"]),
     ("thanksgiving", &["thanksgiving"]),
+    ("spring", &["spring"]),
+    ("summer", &["summer", "summers"]),
+    ("autumn", &["autumn", "fall"]),
+    ("winter", &["winter", "winters"]),
     ("noon", &["noon", "midday", "lunchtime"]),
     ("midnight", &["midnight"]),
 ];
@@ -36,7 +40,7 @@ const NAMES: &[(&str, &[&str])] = &[
 /// Words that are also everyday words ("may", "march", "sun", "sat", "dec") count only when
 /// written capitalised.
 const AMBIGUOUS: &[&str] = &[
-    "may", "march", "sun", "sat", "wed", "dec", "jan", "mon", "fri",
+    "may", "march", "sun", "sat", "wed", "dec", "jan", "mon", "fri", "fall",
 ];
 
 /// Whether `word` names a day, month or holiday (other families leave those to this one).
@@ -78,6 +82,10 @@ mod tests {
         ));
         assert!(d("Weather in Rome in April", "Weather in Rome in October"));
         assert!(d("Are you open on Christmas?", "Are you open on Easter?"));
+        assert!(d(
+            "Is the pool heated in winter?",
+            "Is the pool heated in summer?"
+        ));
     }
 
     #[test]
@@ -85,5 +93,9 @@ mod tests {
         assert!(!d("Open on Mondays?", "Are you open on Monday?"));
         assert!(!d("May I pay by card?", "Can I pay by card?"));
         assert!(!d("How do I march in a band?", "How to march in a band"));
+        assert!(!d(
+            "Why do leaves fall?",
+            "Why do the leaves fall off trees?"
+        ));
     }
 }
