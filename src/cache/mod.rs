@@ -1529,27 +1529,16 @@ fn judge(words: &ChatWords, embedded: &Embedded, entry: &StoredEntry) -> Verdict
     };
     let entry_query = guard::Text::new(&entry.query);
     let entry_context = (!same_context).then(|| guard::EarlierTurns::new(&entry.context));
-    let found = guard::chat_conflict(
+    let judgement = guard::chat_conflict(
         (&words.query, &entry_query),
         entry_context
             .as_ref()
             .map(|theirs| (&words.context, theirs)),
     );
-    // The families run in order and stop at the first that objects.
-    let guards_checked = guard::FAMILIES
-        .iter()
-        .map(|(family, _)| family.as_str())
-        .take(found.map_or(guard::FAMILIES.len(), |f| {
-            1 + guard::FAMILIES
-                .iter()
-                .position(|(g, _)| *g == f)
-                .unwrap_or(0)
-        }))
-        .collect();
     Verdict {
         context_similarity,
-        guards_checked,
-        guard: found,
+        guards_checked: judgement.checked.iter().map(|f| f.as_str()).collect(),
+        guard: judgement.conflict,
     }
 }
 

@@ -149,4 +149,13 @@ mod tests {
             "I have a dog. I have a cat."
         ));
     }
+
+    /// The family's limit: a lone synonym in an otherwise identical statement reads as a
+    /// swapped detail, since "won't turn on" / "won't power on" cannot be told by their words
+    /// from "won't turn on" / "won't charge".
+    #[test]
+    fn a_lone_synonym_is_refused_too() {
+        assert!(d("My laptop won't turn on.", "My laptop won't power on."));
+        assert!(d("My laptop won't turn on.", "My laptop won't charge."));
+    }
 }

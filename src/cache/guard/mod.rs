@@ -144,26 +144,44 @@ impl EarlierTurns {
     }
 }
 
-/// The first family under which two chats must not share an answer, comparing their last
-/// messages and, unless they are identical (`None`), their earlier turns as each family
-/// reads them, asides left out.
+/// What the families made of two chats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// The families that compared something, in order, up to the one that objected.
+    pub checked: Vec<Family>,
+    /// The first family under which the chats must not share an answer.
+    pub conflict: Option<Family>,
+}
+
+/// Compares two chats: their last messages and, unless they are identical (`None`), their
+/// earlier turns as each family reads them, asides left out. Stops at the first family that
+/// objects.
 pub fn chat_conflict(
     last: (&Text, &Text),
     earlier: Option<(&EarlierTurns, &EarlierTurns)>,
-) -> Option<Family> {
-    FAMILIES
-        .iter()
-        .find(|(family, differ)| {
-            let in_last = family.reads_last_message() && differ(last.0, last.1);
-            in_last
-                || earlier.is_some_and(|(a, b)| {
-                    let turns = family.earlier_turns();
-                    a.read_as(turns)
-                        .zip(b.read_as(turns))
-                        .is_some_and(|(a, b)| ignoring_chatter(a, b, *differ))
-                })
-        })
-        .map(|(family, _)| *family)
+) -> Judgement {
+    let mut checked = Vec::with_capacity(FAMILIES.len());
+    for (family, differ) in FAMILIES {
+        let turns = earlier.and_then(|(a, b)| {
+            let read = family.earlier_turns();
+            a.read_as(read).zip(b.read_as(read))
+        });
+        if !family.reads_last_message() && turns.is_none() {
+            continue;
+        }
+        checked.push(*family);
+        let in_last = family.reads_last_message() && differ(last.0, last.1);
+        if in_last || turns.is_some_and(|(a, b)| ignoring_chatter(a, b, *differ)) {
+            return Judgement {
+                checked,
+                conflict: Some(*family),
+            };
+        }
+    }
+    Judgement {
+        checked,
+        conflict: None,
+    }
 }
 
 /// As [`conflict`], for texts already cut into words (last messages).
@@ -281,7 +299,28 @@ mod tests {
     fn earlier_turns_conflict(a: &str, b: &str) -> Option<Family> {
         let question = Text::new("What should I do?");
         let (a, b) = (EarlierTurns::new(a), EarlierTurns::new(b));
-        chat_conflict((&question, &question), Some((&a, &b)))
+        chat_conflict((&question, &question), Some((&a, &b))).conflict
+    }
+
+    #[test]
+    fn the_judgement_names_the_families_that_compared_something() {
+        let (a, b) = (Text::new("What next?"), Text::new("What should I do next?"));
+        let single = chat_conflict((&a, &b), None);
+        assert_eq!(single.conflict, None);
+        assert!(
+            !single.checked.contains(&Family::Details),
+            "no earlier turns"
+        );
+        assert_eq!(single.checked.len(), FAMILIES.len() - 1);
+        let earlier_a = EarlierTurns::new("user: My laptop won't turn on.");
+        let earlier_b = EarlierTurns::new("user: The laptop I have does not turn on.");
+        let chat = chat_conflict((&a, &b), Some((&earlier_a, &earlier_b)));
+        assert_eq!(chat.conflict, None);
+        assert_eq!(chat.checked.len(), FAMILIES.len());
+        let swapped = EarlierTurns::new("user: My toaster won't turn on.");
+        let trap = chat_conflict((&a, &b), Some((&earlier_a, &swapped)));
+        assert_eq!(trap.conflict, Some(Family::Details));
+        assert_eq!(trap.checked.last(), Some(&Family::Details));
     }
 
     #[test]
