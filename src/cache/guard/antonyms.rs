@@ -35,7 +35,8 @@ const PAIRS: &[(&[&str], &[&str])] = &[
         &["decrease", "reduce", "lower", "cut"],
     ),
     (&["buy", "purchase"], &["sell"]),
-    (&["before", "prior"], &["after"]),
+    (&["before", "prior", "within"], &["after"]),
+    (&["day", "daytime"], &["night", "nighttime", "overnight"]),
     (
         &["maximum", "max", "most", "highest", "largest", "biggest"],
         &["minimum", "min", "least", "lowest", "smallest"],
@@ -508,6 +509,14 @@ mod tests {
         assert!(d(
             "Is the highway open northbound?",
             "Is the highway open southbound?"
+        ));
+        assert!(d(
+            "Can I get a refund if I cancel within 24 hours?",
+            "Can I get a refund if I cancel after 24 hours?"
+        ));
+        assert!(d(
+            "How do I stop my dog from barking at night?",
+            "How do I stop my dog from barking during the day?"
         ));
         assert!(d(
             "How do I get a refund for a cancelled flight?",

@@ -13,35 +13,60 @@ const SKIP: &[&str] = &[
     "the", "a", "an", "my", "our", "your", "their", "his", "her", "its",
 ];
 
-/// Ordered pairs (source, target): the word before each pointer and the first word after it,
-/// and "from X ... to Y".
-fn arrows(text: &Text) -> BTreeSet<(String, String)> {
-    let words: Vec<&str> = text.words.iter().map(|w| w.stem.as_str()).collect();
-    let after = |i: usize| {
-        words[i + 1..]
-            .iter()
-            .find(|w| !SKIP.contains(w))
-            .map(|w| w.to_string())
+/// A thing pointed from or to: up to two words ("Word document"), stemmed.
+type Phrase = BTreeSet<String>;
+
+/// Ordered pairs (source, target): the words just before each pointer and the first words
+/// after it, and "from X ... to Y".
+fn arrows(text: &Text) -> Vec<(Phrase, Phrase)> {
+    let words = &text.words;
+    let stem = |i: usize| words[i].stem.as_str();
+    // Up to two words of a phrase, from `at` in the direction `step`, skipping filler first.
+    let phrase = |at: usize, forward: bool| -> Phrase {
+        let mut found = Phrase::new();
+        let mut i = at as isize;
+        let step = if forward { 1 } else { -1 };
+        while (0..words.len() as isize).contains(&i) && SKIP.contains(&stem(i as usize)) {
+            i += step;
+        }
+        while (0..words.len() as isize).contains(&i) && found.len() < 2 {
+            let word = &words[i as usize];
+            if !word.is_content() || POINTERS.contains(&word.stem.as_str()) {
+                break;
+            }
+            found.insert(word.stem.clone());
+            i += step;
+        }
+        found
     };
-    let mut found = BTreeSet::new();
-    for (i, word) in words.iter().enumerate() {
-        if POINTERS.contains(word) && i > 0 && !SKIP.contains(&words[i - 1]) {
-            if let Some(target) = after(i) {
-                found.insert((words[i - 1].to_string(), target));
+    let mut found = Vec::new();
+    for i in 0..words.len() {
+        if POINTERS.contains(&stem(i)) && i > 0 && !SKIP.contains(&stem(i - 1)) {
+            let (source, target) = (phrase(i - 1, false), phrase(i + 1, true));
+            if !source.is_empty() && !target.is_empty() {
+                found.push((source, target));
             }
         }
-        if *word == "from" {
-            let source = after(i);
-            let target = words[i + 1..]
-                .iter()
-                .position(|w| *w == "to" || *w == "into")
-                .and_then(|at| after(i + 1 + at));
-            if let (Some(source), Some(target)) = (source, target) {
-                found.insert((source, target));
+        if stem(i) == "from" {
+            let source = phrase(i + 1, true);
+            let target = (i + 1..words.len())
+                .find(|&at| stem(at) == "to" || stem(at) == "into")
+                .map(|at| phrase(at + 1, true));
+            if let Some(target) = target.filter(|t| !t.is_empty() && !source.is_empty()) {
+                found.push((source, target));
             }
         }
     }
     found
+}
+
+/// Whether one arrow points the other way: its source is the other's target and its target
+/// the other's source.
+fn reversed(
+    (source, target): &(Phrase, Phrase),
+    (their_source, their_target): &(Phrase, Phrase),
+) -> bool {
+    !source.is_disjoint(their_target) && !target.is_disjoint(their_source)
 }
 
 /// Words that relate two things both ways: "cats and dogs" are "dogs and cats", "mix bleach
@@ -118,10 +143,14 @@ fn swapped_around(a: &Text, b: &Text) -> bool {
 /// places around the same words.
 pub fn differ(a: &Text, b: &Text) -> bool {
     let (arrows_a, arrows_b) = (arrows(a), arrows(b));
-    arrows_a.iter().any(|(x, y)| {
-        x != y
-            && arrows_b.contains(&(y.clone(), x.clone()))
-            && !arrows_a.contains(&(y.clone(), x.clone()))
+    // A text that points both ways ("to and from") flips nothing.
+    let one_way =
+        |arrows: &[(Phrase, Phrase)], arrow| !arrows.iter().any(|other| reversed(arrow, other));
+    arrows_a.iter().any(|arrow| {
+        one_way(&arrows_a, arrow)
+            && arrows_b
+                .iter()
+                .any(|theirs| one_way(&arrows_b, theirs) && reversed(arrow, theirs))
     }) || swapped_around(a, b)
 }
 
@@ -147,6 +176,10 @@ mod tests {
         assert!(d(
             "Translate this from French to German",
             "Translate this from German to French"
+        ));
+        assert!(d(
+            "How do I convert a Word document to PDF?",
+            "How do I convert a PDF to a Word document?"
         ));
     }
 
