@@ -275,7 +275,12 @@ const PAIRS: &[(&[&str], &[&str])] = &[
         &["excluded", "exclusive", "extra"],
     ),
     (&["refundable"], &["nonrefundable", "non-refundable"]),
-    (&["full", "fully"], &["partial", "partially"]),
+    (
+        &["full", "fully", "fulltime"],
+        &["partial", "partially", "parttime"],
+    ),
+    (&["soft", "softer"], &["hard", "harder"]),
+    (&["checked"], &["hand", "carryon", "cabin"]),
     (&["free"], &["paid", "premium"]),
     (&["vegan", "vegetarian"], &["meat"]),
     (&["raw"], &["cooked"]),
@@ -517,6 +522,18 @@ mod tests {
         assert!(d(
             "How do I stop my dog from barking at night?",
             "How do I stop my dog from barking during the day?"
+        ));
+        assert!(d(
+            "How long should I boil an egg for a soft yolk?",
+            "How long should I boil an egg for a hard yolk?"
+        ));
+        assert!(d(
+            "Can I carry liquids in my checked luggage?",
+            "Can I carry liquids in my hand luggage?"
+        ));
+        assert!(d(
+            "How much sick leave do part-time employees get?",
+            "How much sick leave do full-time employees get?"
         ));
         assert!(d(
             "How do I get a refund for a cancelled flight?",

@@ -1,6 +1,7 @@
 //! Direction: "move money from savings into checking" is not "...from checking into savings",
-//! "convert USD to EUR" is not "convert EUR to USD", "Why do Poles dislike Russians?" is not
-//! "Why do Russians dislike Poles?". The same words, in swapped roles.
+//! "convert USD to EUR" is not "convert EUR to USD", "emails from my boss" are not "emails to
+//! my boss", "Why do Poles dislike Russians?" is not "Why do Russians dislike Poles?". The
+//! same words, in swapped roles.
 
 use super::text::Text;
 use std::collections::{BTreeSet, HashMap};
@@ -31,7 +32,9 @@ fn arrows(text: &Text) -> Vec<(Phrase, Phrase)> {
         }
         while (0..words.len() as isize).contains(&i) && found.len() < 2 {
             let word = &words[i as usize];
-            if !word.is_content() || POINTERS.contains(&word.stem.as_str()) {
+            let named =
+                word.is_content() || word.name_like || super::quantities::is_unit(&word.lower);
+            if !named || POINTERS.contains(&word.stem.as_str()) {
                 break;
             }
             found.insert(word.stem.clone());
@@ -151,7 +154,48 @@ pub fn differ(a: &Text, b: &Text) -> bool {
             && arrows_b
                 .iter()
                 .any(|theirs| one_way(&arrows_b, theirs) && reversed(arrow, theirs))
-    }) || swapped_around(a, b)
+    }) || from_against_to(a, b)
+        || from_against_to(b, a)
+        || swapped_around(a, b)
+}
+
+/// The things a text says something goes to ("to my boss") or comes from ("from my boss",
+/// "from Boston"): a name, or a phrase opened by "the", "my" and the like. Not "to answer"
+/// or "from answering" (what is done), nor "to each other" (both ways).
+fn ends(text: &Text) -> (Vec<Phrase>, Vec<Phrase>) {
+    let words = &text.words;
+    let after = |marks: &[&str]| -> Vec<Phrase> {
+        (0..words.len())
+            .filter(|&i| marks.contains(&words[i].stem.as_str()))
+            .filter_map(|i| {
+                let rest = &words[i + 1..];
+                let opened = rest
+                    .first()
+                    .is_some_and(|w| SKIP.contains(&w.stem.as_str()));
+                let phrase: Phrase = rest
+                    .iter()
+                    .skip_while(|w| SKIP.contains(&w.stem.as_str()))
+                    .take_while(|w| w.is_content() || w.name_like)
+                    .take(2)
+                    .filter(|w| opened || w.name_like)
+                    .map(|w| w.stem.clone())
+                    .collect();
+                let reciprocal = phrase.contains("other") || phrase.contains("another");
+                (!phrase.is_empty() && !reciprocal).then_some(phrase)
+            })
+            .collect()
+    };
+    (after(&["from"]), after(&["to", "into"]))
+}
+
+/// Whether `a` says something comes from what `b` says it goes to, and neither says the
+/// other ("emails from my boss" / "emails to my boss").
+fn from_against_to(a: &Text, b: &Text) -> bool {
+    let ((from_a, to_a), (from_b, to_b)) = (ends(a), ends(b));
+    let meets = |these: &[Phrase], phrase: &Phrase| these.iter().any(|p| !p.is_disjoint(phrase));
+    from_a
+        .iter()
+        .any(|source| meets(&to_b, source) && !meets(&from_b, source) && !meets(&to_a, source))
 }
 
 #[cfg(test)]
@@ -180,6 +224,14 @@ mod tests {
         assert!(d(
             "How do I convert a Word document to PDF?",
             "How do I convert a PDF to a Word document?"
+        ));
+        assert!(d(
+            "How far is 10 km in miles?",
+            "How far is 10 miles in km?"
+        ));
+        assert!(d(
+            "Show me unread emails from my boss.",
+            "Show me unread emails to my boss."
         ));
     }
 
@@ -234,6 +286,22 @@ mod tests {
         assert!(!d(
             "How do I reset my password?",
             "How can I reset my password?"
+        ));
+        assert!(!d(
+            "How do I get from the airport to downtown?",
+            "How do I get to downtown from the airport?"
+        ));
+        assert!(!d(
+            "Flights from Boston, please.",
+            "Show me flights from Boston."
+        ));
+        assert!(!d(
+            "How do Taekwondo and Karate compare to each other?",
+            "How do Taekwondo and Karate differ from each other?"
+        ));
+        assert!(!d(
+            "What motivates people to answer questions on Quora?",
+            "What do people get from answering questions on Quora?"
         ));
     }
 }
