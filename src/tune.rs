@@ -510,7 +510,18 @@ pub fn render(report: &Report, settings: &Settings) -> String {
 /// Hit rate against wrong-answer rate across thresholds, as an SVG line chart.
 pub fn chart_svg(report: &Report) -> String {
     let (w, h, margin) = (640.0, 480.0, 60.0);
-    let x = |wrong: f64| margin + wrong * (w - 2.0 * margin);
+    // The wrong-answer axis ends where the data (and twice the budget) ends, so that a curve
+    // within a few percent is not squeezed against the left edge.
+    let widest = report
+        .curve
+        .iter()
+        .map(|p| p.wrong_rate)
+        .fold(2.0 * report.budget, f64::max);
+    let x_max = [0.1, 0.2, 0.5, 1.0]
+        .into_iter()
+        .find(|m| widest <= *m)
+        .unwrap_or(1.0);
+    let x = |wrong: f64| margin + wrong / x_max * (w - 2.0 * margin);
     let y = |hit: f64| h - margin - hit * (h - 2.0 * margin);
     let mut svg = String::new();
     let _ = writeln!(
@@ -529,9 +540,9 @@ pub fn chart_svg(report: &Report) -> String {
         let _ = writeln!(
             svg,
             r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#eee"/>"##,
-            x(v),
+            x(v * x_max),
             y(0.0),
-            x(v),
+            x(v * x_max),
             y(1.0)
         );
         let _ = writeln!(
@@ -539,15 +550,15 @@ pub fn chart_svg(report: &Report) -> String {
             r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#eee"/>"##,
             x(0.0),
             y(v),
-            x(1.0),
+            x(x_max),
             y(v)
         );
         let _ = writeln!(
             svg,
             r#"<text x="{}" y="{}" text-anchor="middle">{}%</text>"#,
-            x(v),
+            x(v * x_max),
             h - margin + 16.0,
-            tick * 10
+            (v * x_max * 100.0).round()
         );
         let _ = writeln!(
             svg,
@@ -587,20 +598,30 @@ pub fn chart_svg(report: &Report) -> String {
         r##"<polyline points="{}" fill="none" stroke="#36c" stroke-width="2"/>"##,
         points.join(" ")
     );
+    // Every fifth threshold is marked, and labelled unless too close to the last label to read.
+    let mut last_label: Option<(f64, f64)> = None;
     for p in report
         .curve
         .iter()
         .filter(|p| (p.threshold * 100.0).round() as i32 % 5 == 0)
     {
+        let (px, py) = (x(p.wrong_rate), y(p.hit_rate));
         let _ = writeln!(
             svg,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#36c"/><text x="{:.1}" y="{:.1}" fill="#36c">{:.2}</text>"##,
-            x(p.wrong_rate),
-            y(p.hit_rate),
-            x(p.wrong_rate) + 5.0,
-            y(p.hit_rate) - 5.0,
-            p.threshold
+            r##"<circle cx="{px:.1}" cy="{py:.1}" r="3" fill="#36c"/>"##
         );
+        let crowded =
+            last_label.is_some_and(|(lx, ly)| (lx - px).abs() < 30.0 && (ly - py).abs() < 14.0);
+        if !crowded {
+            last_label = Some((px, py));
+            let _ = writeln!(
+                svg,
+                r##"<text x="{:.1}" y="{:.1}" fill="#36c">{:.2}</text>"##,
+                px + 5.0,
+                py - 5.0,
+                p.threshold
+            );
+        }
     }
     let mut mark = |p: Point, label: &str, colour: &str| {
         let _ = writeln!(
