@@ -695,4 +695,35 @@ mod tests {
         })
         .contains("<polyline"));
     }
+
+    #[test]
+    fn the_chart_axis_ends_where_the_wrong_answers_do() {
+        // Wrong-answer rates of 0 and 1/4: the axis runs to 50%, not to 100%.
+        let outcomes = vec![
+            outcome(true, 0.95, None),
+            outcome(true, 0.70, None),
+            outcome(false, 0.75, None),
+            outcome(false, 0.60, Some("names")),
+            outcome(false, 0.50, Some("names")),
+            outcome(false, 0.40, Some("names")),
+        ];
+        let curve: Vec<Point> = thresholds().map(|t| point(&outcomes, t)).collect();
+        let report = Report {
+            pairs: outcomes.len(),
+            should_hit: 2,
+            must_not_hit: 4,
+            budget: 0.05,
+            current_threshold: 0.88,
+            current: point(&outcomes, 0.88),
+            current_by_category: Vec::new(),
+            best: best_within(&curve, 0.05),
+            best_by_category: Vec::new(),
+            curve,
+            outcomes,
+        };
+        let svg = chart_svg(&report);
+        let x_tick = |label: &str| format!(r#"text-anchor="middle">{label}</text>"#);
+        assert!(svg.contains(&x_tick("50%")), "{svg}");
+        assert!(!svg.contains(&x_tick("100%")), "{svg}");
+    }
 }
