@@ -16,6 +16,8 @@ const PAIRS: &[(&[&str], &[&str])] = &[
         &[
             "ban",
             "banned",
+            "block",
+            "blocked",
             "forbid",
             "forbidden",
             "prohibit",
@@ -281,12 +283,34 @@ const PAIRS: &[(&[&str], &[&str])] = &[
     ),
     (&["soft", "softer"], &["hard", "harder"]),
     (&["checked"], &["hand", "carryon", "cabin"]),
-    (&["free"], &["paid", "premium"]),
+    (&["free"], &["paid", "premium", "pro"]),
+    (&["ascending", "ascend"], &["descending", "descend"]),
+    (
+        &["fixed", "fixedrate"],
+        &["variable", "variablerate", "adjustable"],
+    ),
+    (&["away", "idle"], &["active"]),
+    (&["zoom in"], &["zoom out"]),
+    (&["check in", "checkin"], &["check out", "checkout"]),
+    (
+        &[
+            "every",
+            "daily",
+            "always",
+            "often",
+            "frequently",
+            "regularly",
+        ],
+        &["occasionally", "sometimes", "rarely", "seldom"],
+    ),
     (&["vegan", "vegetarian"], &["meat"]),
     (&["raw"], &["cooked"]),
     (&["sweet"], &["sour", "savory", "salty", "bitter"]),
     (&["merge"], &["split"]),
-    (&["expand", "widen"], &["shrink", "narrow", "collapse"]),
+    (
+        &["expand", "widen", "enlarge"],
+        &["shrink", "narrow", "collapse"],
+    ),
     (&["inhale"], &["exhale"]),
     (&["positive"], &["negative"]),
     (&["maximize", "maximise"], &["minimize", "minimise"]),
@@ -526,6 +550,34 @@ mod tests {
         assert!(d(
             "How long should I boil an egg for a soft yolk?",
             "How long should I boil an egg for a hard yolk?"
+        ));
+        assert!(d(
+            "How do I sort a list in descending order?",
+            "How do I sort a list in ascending order?"
+        ));
+        assert!(d(
+            "How do I block pop-ups in Chrome?",
+            "How do I allow pop-ups in Chrome?"
+        ));
+        assert!(d(
+            "Is it safe to take melatonin every night?",
+            "Is it safe to take melatonin occasionally?"
+        ));
+        assert!(d(
+            "Should I get a fixed-rate or variable-rate mortgage?",
+            "Should I get a fixed-rate mortgage?"
+        ));
+        assert!(d(
+            "How do I set my Slack status to away?",
+            "How do I set my Slack status to active?"
+        ));
+        assert!(d(
+            "How do I zoom in on Google Maps?",
+            "How do I zoom out on Google Maps?"
+        ));
+        assert!(d(
+            "What's the upload limit on the free tier?",
+            "What's the upload limit on the pro tier?"
         ));
         assert!(d(
             "Can I carry liquids in my checked luggage?",

@@ -27,13 +27,14 @@ fn statements(text: &Text) -> Vec<&[Word]> {
         .collect()
 }
 
-/// The same word, inflected ("charge" / "charging": the same first letters, all but two at
-/// most of the shorter word) or misspelt.
+/// The same word, inflected or made another part of speech ("charge" / "charging", "student"
+/// / "study": the same first four letters at least, all but three at most of the shorter
+/// word), or misspelt.
 fn alike(x: &Word, y: &Word) -> bool {
     let (a, b) = (x.lower.as_bytes(), y.lower.as_bytes());
     let common = a.iter().zip(b).take_while(|(p, q)| p == q).count();
     x.stem == y.stem
-        || (common >= 5 && a.len().min(b.len()) - common <= 2)
+        || (common >= 4 && a.len().min(b.len()) - common <= 3)
         || (a.len() >= 5 && within_one_edit(&x.lower, &y.lower))
 }
 
@@ -133,6 +134,10 @@ mod tests {
         assert!(!d(
             "I never recieved my parcel from you.",
             "I never received my parcel from you."
+        ));
+        assert!(!d(
+            "I'm a student at the University of Toronto.",
+            "I study at the University of Toronto."
         ));
         assert!(!d(
             "I'm making lasagna tonight.",
