@@ -1,7 +1,7 @@
 //! Numbers, amounts, identifiers, versions and units: "order 48213" is not "order 48231",
 //! "3.11" is not "3.12", "5 km" is not "5 miles", "$20" is not "€20".
 
-use super::text::Text;
+use super::text::{Text, Word};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
@@ -238,27 +238,27 @@ fn quantity(token: &str) -> Option<String> {
     Some(strip_zeros(token.strip_prefix("0x").unwrap_or(token)))
 }
 
-/// Digit runs (with decimals) and number words, as a multiset. "4th" counts as 4, "007" as 7,
-/// "one" only before a unit ("one cup").
-fn numbers(text: &Text) -> Vec<String> {
-    let mut found: Vec<String> = Vec::new();
-    for (i, word) in text.words.iter().enumerate() {
-        if let Some((_, digits)) = NUMBER_WORDS.iter().find(|(w, _)| *w == word.lower) {
-            found.push(digits.to_string());
-            continue;
-        }
-        let next_is_unit = text
-            .words
-            .get(i + 1)
-            .is_some_and(|n| unit_of(&n.lower).is_some());
-        if word.lower == "one" && next_is_unit {
-            found.push("1".into());
-            continue;
-        }
-        if let Some(value) = quantity(&word.lower) {
-            found.push(value);
-        }
+/// The value the word at `at` says as written: a number word, "one" before a unit ("one
+/// cup"), or a token with digits ("4th" is 4, "007" is 7).
+fn value_at(words: &[Word], at: usize) -> Option<String> {
+    let word = words[at].lower.as_str();
+    if let Some((_, digits)) = NUMBER_WORDS.iter().find(|(w, _)| *w == word) {
+        return Some(digits.to_string());
     }
+    let next_is_unit = words
+        .get(at + 1)
+        .is_some_and(|n| unit_of(&n.lower).is_some());
+    if word == "one" && next_is_unit {
+        return Some("1".into());
+    }
+    quantity(word)
+}
+
+/// Digit runs (with decimals) and number words, as written, as a multiset.
+fn numbers(text: &Text) -> Vec<String> {
+    let mut found: Vec<String> = (0..text.words.len())
+        .filter_map(|at| value_at(&text.words, at))
+        .collect();
     found.sort();
     found
 }
@@ -268,35 +268,29 @@ fn numbers(text: &Text) -> Vec<String> {
 /// months" are both 18 (months), "half an hour" and "30 minutes" both 1800 (seconds).
 fn amounts(text: &Text) -> Vec<String> {
     let words = &text.words;
-    let lower = |at: usize| {
-        words
-            .get(at)
-            .map_or("", |w: &super::text::Word| w.lower.as_str())
-    };
+    let lower = |at: usize| words.get(at).map_or("", |w: &Word| w.lower.as_str());
     let mut found: Vec<String> = Vec::new();
     let mut at = 0;
     while at < words.len() {
         let word = lower(at);
-        let (value, unit_at) =
-            if let Some((_, digits)) = NUMBER_WORDS.iter().find(|(w, _)| *w == word) {
-                if word == "half" && matches!(lower(at + 1), "a" | "an") {
-                    (digits.to_string(), at + 2)
-                } else {
-                    (digits.to_string(), at + 1)
-                }
-            } else if matches!(word, "one" | "a" | "an")
-                && unit_of(lower(at + 1)).is_some()
-                && (word == "one"
-                    || unit_of(lower(at + 1)) == Some("fortnight")
-                    || and_a_half(words, at + 2))
-            {
-                ("1".to_string(), at + 1)
-            } else if let Some(value) = quantity(word) {
-                (value, at + 1)
-            } else {
-                at += 1;
-                continue;
-            };
+        // "a fortnight", "a year and a half": one of the unit.
+        let one_of_unit = || {
+            let unit = unit_of(lower(at + 1));
+            (matches!(word, "a" | "an")
+                && unit.is_some()
+                && (unit == Some("fortnight") || and_a_half(words, at + 2)))
+            .then(|| "1".to_string())
+        };
+        let Some(value) = value_at(words, at).or_else(one_of_unit) else {
+            at += 1;
+            continue;
+        };
+        // "half an hour": the unit comes after the article.
+        let unit_at = if word == "half" && matches!(lower(at + 1), "a" | "an") {
+            at + 2
+        } else {
+            at + 1
+        };
         // The unit glued to the number ("5km"), or the word after it, maybe after "and a half"
         // ("two and a half hours").
         let glued = word.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
@@ -329,7 +323,7 @@ fn amounts(text: &Text) -> Vec<String> {
 }
 
 /// Whether "and a half" begins at `at`.
-fn and_a_half(words: &[super::text::Word], at: usize) -> bool {
+fn and_a_half(words: &[Word], at: usize) -> bool {
     let said: Vec<&str> = words
         .iter()
         .skip(at)
