@@ -19,6 +19,9 @@ mod text;
 
 pub use text::Text;
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
 /// A kind of difference that changes the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -113,10 +116,16 @@ pub fn conflict(a: &str, b: &str) -> Option<Family> {
 /// detail said differently ("I'd like to accept it." / "I'd like to turn it down."), which is
 /// for the families to judge.
 pub fn ignoring_chatter(a: &Text, b: &Text, differ: fn(&Text, &Text) -> bool) -> bool {
+    let (a, b) = leaned(a, b);
+    differ(&a, &b)
+}
+
+/// The two texts as [`ignoring_chatter`] compares them: one side's asides left out.
+fn leaned<'t>(a: &'t Text, b: &'t Text) -> (Cow<'t, Text>, Cow<'t, Text>) {
     match (a.without_chatter(b), b.without_chatter(a)) {
-        (Some(lean_a), None) => differ(&lean_a, b),
-        (None, Some(lean_b)) => differ(a, &lean_b),
-        _ => differ(a, b),
+        (Some(lean_a), None) => (Cow::Owned(lean_a), Cow::Borrowed(b)),
+        (None, Some(lean_b)) => (Cow::Borrowed(a), Cow::Owned(lean_b)),
+        _ => (Cow::Borrowed(a), Cow::Borrowed(b)),
     }
 }
 
@@ -132,14 +141,6 @@ impl EarlierTurns {
         Self {
             all: Text::new(context),
             user: Text::new(&crate::scope::user_turns(context)),
-        }
-    }
-
-    fn read_as(&self, turns: Turns) -> Option<&Text> {
-        match turns {
-            Turns::All => Some(&self.all),
-            Turns::User => Some(&self.user),
-            Turns::None => None,
         }
     }
 }
@@ -160,18 +161,26 @@ pub fn chat_conflict(
     last: (&Text, &Text),
     earlier: Option<(&EarlierTurns, &EarlierTurns)>,
 ) -> Judgement {
+    // The earlier turns with their asides left out: worked out when a family first reads
+    // them, once for all the families that do.
+    let (all_turns, user_turns) = (OnceCell::new(), OnceCell::new());
     let mut checked = Vec::with_capacity(FAMILIES.len());
     for (family, differ) in FAMILIES {
-        let turns = earlier.and_then(|(a, b)| {
-            let read = family.earlier_turns();
-            a.read_as(read).zip(b.read_as(read))
-        });
-        if !family.reads_last_message() && turns.is_none() {
+        let reads_turns = earlier.is_some() && family.earlier_turns() != Turns::None;
+        if !family.reads_last_message() && !reads_turns {
             continue;
         }
         checked.push(*family);
         let in_last = family.reads_last_message() && differ(last.0, last.1);
-        if in_last || turns.is_some_and(|(a, b)| ignoring_chatter(a, b, *differ)) {
+        let in_turns = || {
+            let turns = earlier.and_then(|(a, b)| match family.earlier_turns() {
+                Turns::All => Some(all_turns.get_or_init(|| leaned(&a.all, &b.all))),
+                Turns::User => Some(user_turns.get_or_init(|| leaned(&a.user, &b.user))),
+                Turns::None => None,
+            });
+            turns.is_some_and(|(a, b)| differ(a, b))
+        };
+        if in_last || in_turns() {
             return Judgement {
                 checked,
                 conflict: Some(*family),
