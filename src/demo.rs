@@ -106,7 +106,7 @@ pub async fn run(
     let channel = Channel::from_shared(endpoint.to_string())
         .expect("endpoint is a URI")
         .connect_lazy();
-    wait_until_serving(channel.clone(), Duration::from_secs(120))
+    wait_until_serving(channel.clone(), READY_TIMEOUT)
         .await
         .map_err(|waited| DemoError::NotReady(endpoint.to_string(), waited))?;
     let mut client = CacheClient::new(channel);
@@ -228,6 +228,9 @@ async fn ask_over_http(base_url: &str, tenant: &str) -> Result<(), DemoError> {
     );
     Ok(())
 }
+
+/// Longest a sidecar may take to report SERVING: loading the model and a large index.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Polls `grpc.health.v1` until the sidecar reports SERVING (it loads its model first).
 pub async fn wait_until_serving(channel: Channel, timeout: Duration) -> Result<(), Duration> {

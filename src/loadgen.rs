@@ -61,8 +61,6 @@ const USAGE: TokenUsage = TokenUsage {
     completion_tokens: 120,
     total_tokens: 160,
 };
-/// Longest a sidecar may take to report SERVING.
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadgenError {
@@ -874,7 +872,7 @@ pub(crate) async fn connect(endpoint: &str) -> Result<Channel, LoadgenError> {
             endpoint: endpoint.to_string(),
             source,
         })?;
-    crate::demo::wait_until_serving(channel.clone(), READY_TIMEOUT)
+    crate::demo::wait_until_serving(channel.clone(), crate::demo::READY_TIMEOUT)
         .await
         .map_err(|waited| LoadgenError::NotReady(endpoint.to_string(), waited))?;
     Ok(channel)

@@ -199,9 +199,6 @@ pub fn best_within(curve: &[Point], budget: f64) -> Option<Point> {
         .copied()
 }
 
-/// How long to wait for a sidecar that is still loading.
-const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
 /// Runs the evaluation and returns the report (also printed, and written as asked).
 pub async fn run(settings: &Settings) -> Result<Report, TuneError> {
     let mut pairs = pairs::read(&settings.pairs)?;
@@ -222,7 +219,7 @@ pub async fn run(settings: &Settings) -> Result<Report, TuneError> {
         .await
         .map_err(|e| connect_error(settings, e.to_string()))?;
     // A sidecar just started may still be loading its model and index.
-    crate::demo::wait_until_serving(channel.clone(), READY_TIMEOUT)
+    crate::demo::wait_until_serving(channel.clone(), crate::demo::READY_TIMEOUT)
         .await
         .map_err(|waited| {
             connect_error(settings, format!("not serving after {}s", waited.as_secs()))
