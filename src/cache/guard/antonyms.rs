@@ -440,12 +440,14 @@ fn switched_on(text: &Text, i: usize) -> bool {
 
 /// Whether the word at `i` comes right after "not" or "never" ("didn't pass"), or after "not
 /// be" ("should not be allowed"). Further away, the negation is of something else ("why
-/// don't South Indians use ...").
+/// don't South Indians use ..."). A word right after "least" (not "at least") is its opposite's
+/// superlative: "the least expensive" is "the cheapest".
 fn negated_at(text: &Text, i: usize) -> bool {
     let before = |back: usize| i.checked_sub(back).map(|at| text.words[at].lower.as_str());
     let negation = |w: Option<&str>| matches!(w, Some("not" | "never"));
     negation(before(1))
         || (negation(before(2)) && matches!(before(1), Some("be" | "been" | "being")))
+        || (before(1) == Some("least") && before(2) != Some("at"))
 }
 
 /// The first words of the cues written as two words ("turn" of "turn down"): only after one of
@@ -641,6 +643,22 @@ mod tests {
         ));
         assert!(!d("Smoking is banned here", "Smoking is not allowed here"));
         assert!(d("Smoking is not banned here", "Smoking is banned here"));
+        assert!(!d(
+            "What's the least expensive way to ship a parcel?",
+            "What's the cheapest way to ship a parcel?"
+        ));
+        assert!(d(
+            "Which seat is the least expensive?",
+            "Which seat is the most expensive?"
+        ));
+        assert!(d(
+            "Which seat is the least expensive?",
+            "Which seat is the priciest?"
+        ));
+        assert!(
+            d("Can I at least add a note?", "Can I remove a note?"),
+            "\"at least\" is no opposite"
+        );
     }
 
     #[test]

@@ -40,6 +40,34 @@ const NUMBER_WORDS: &[(&str, &str)] = &[
     ("twice", "2"),
 ];
 
+/// Ordinal words read as their digits, so "the third president" matches "the 3rd president"
+/// ("3rd" is 3). "first" and "second" are left out: more often "earliest" and a unit of time
+/// than a place in a count.
+const ORDINAL_WORDS: &[(&str, &str)] = &[
+    ("third", "3"),
+    ("fourth", "4"),
+    ("fifth", "5"),
+    ("sixth", "6"),
+    ("seventh", "7"),
+    ("eighth", "8"),
+    ("ninth", "9"),
+    ("tenth", "10"),
+    ("eleventh", "11"),
+    ("twelfth", "12"),
+    ("thirteenth", "13"),
+    ("fourteenth", "14"),
+    ("fifteenth", "15"),
+    ("sixteenth", "16"),
+    ("seventeenth", "17"),
+    ("eighteenth", "18"),
+    ("nineteenth", "19"),
+    ("twentieth", "20"),
+    ("thirtieth", "30"),
+    ("fortieth", "40"),
+    ("fiftieth", "50"),
+    ("hundredth", "100"),
+];
+
 /// Units and currencies, by their canonical name.
 const UNITS: &[(&str, &[&str])] = &[
     ("usd", &["$", "usd", "dollar", "dollars", "buck", "bucks"]),
@@ -238,12 +266,17 @@ fn quantity(token: &str) -> Option<String> {
     Some(strip_zeros(token.strip_prefix("0x").unwrap_or(token)))
 }
 
-/// The value the word at `at` says as written: a number word, "one" before a unit ("one
-/// cup"), or a token with digits ("4th" is 4, "007" is 7).
+/// The value the word at `at` says as written: a number word, an ordinal word ("fifth" is 5,
+/// but a "third party" is no count), "one" before a unit ("one cup"), or a token with digits
+/// ("4th" is 4, "007" is 7).
 fn value_at(words: &[Word], at: usize) -> Option<String> {
     let word = words[at].lower.as_str();
     if let Some((_, digits)) = NUMBER_WORDS.iter().find(|(w, _)| *w == word) {
         return Some(digits.to_string());
+    }
+    let third_party = word == "third" && words.get(at + 1).is_some_and(|n| n.stem == "party");
+    if let Some((_, digits)) = ORDINAL_WORDS.iter().find(|(w, _)| *w == word) {
+        return (!third_party).then(|| digits.to_string());
     }
     let next_is_unit = words
         .get(at + 1)
@@ -426,6 +459,36 @@ mod tests {
         assert!(d("a 20GB plan", "a 50GB plan"));
         assert!(d("stop code 0x0000007B", "stop code 0x0000007E"));
         assert!(d("serial C02XK1ZQJG5H", "serial C02XK1ZQJG5J"));
+        assert!(d(
+            "Who was the 3rd US president?",
+            "Who was the fourth US president?"
+        ));
+        assert!(d("Wake me at half past six", "Wake me at 6:15"));
+    }
+
+    #[test]
+    fn ordinals_and_spoken_times_read_as_numbers() {
+        assert!(!d(
+            "Who was the third president of the United States?",
+            "Who was the 3rd US president?"
+        ));
+        assert!(!d(
+            "A gift for a fifth anniversary",
+            "A gift for our 5th anniversary"
+        ));
+        assert!(!d("Wake me at half past six", "Wake me at 6:30"));
+        assert!(!d(
+            "Book a table at quarter to eight",
+            "Book a table at 7:45"
+        ));
+        assert!(!d(
+            "Can a third party see my data?",
+            "Can third parties see my data?"
+        ));
+        assert!(d(
+            "Can a third party see my data?",
+            "Can 3 parties see my data?"
+        ));
     }
 
     #[test]

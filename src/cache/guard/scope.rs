@@ -151,16 +151,33 @@ fn beneficiaries(text: &Text) -> BTreeSet<String> {
         })
         .map(|w| one_name(&w.stem))
         .collect();
-    found.extend(
-        text.words
-            .windows(2)
-            .filter(|w| {
-                POSSESSIVES.contains(&w[0].lower.as_str())
-                    && OWNED_GROUPS.contains(&w[1].stem.as_str())
-            })
-            .map(|w| one_name(&w[1].stem)),
-    );
+    found.extend(groups_after(text, POSSESSIVES));
     found
+}
+
+/// The [`OWNED_GROUPS`] named right after one of `determiners`, by one name.
+fn groups_after<'t>(text: &'t Text, determiners: &'t [&str]) -> impl Iterator<Item = String> + 't {
+    text.words
+        .windows(2)
+        .filter(|w| {
+            determiners.contains(&w[0].lower.as_str()) && OWNED_GROUPS.contains(&w[1].stem.as_str())
+        })
+        .map(|w| one_name(&w[1].stem))
+}
+
+/// Whether the texts are for different people. A group that one text names as the asker's
+/// and the other as "the" group is the same group ("my family plan", "the family plan"): "the"
+/// names the one that goes without saying. Someone else's ("their family plan") is not.
+fn beneficiaries_differ(a: &Text, b: &Text) -> bool {
+    let in_both = |determiners: &'static [&'static str]| -> BTreeSet<String> {
+        groups_after(a, determiners)
+            .chain(groups_after(b, determiners))
+            .collect()
+    };
+    let (definite, others) = (in_both(&["the"]), in_both(&["his", "her", "their"]));
+    beneficiaries(a)
+        .symmetric_difference(&beneficiaries(b))
+        .any(|one| !definite.contains(one) || others.contains(one))
 }
 
 fn periods(text: &Text) -> BTreeSet<String> {
@@ -309,7 +326,7 @@ pub fn differ(a: &Text, b: &Text) -> bool {
 fn differ_in(a: &Text, b: &Text) -> bool {
     let (oa, ob) = (owners(a), owners(b));
     (!oa.is_empty() && !ob.is_empty() && oa != ob)
-        || beneficiaries(a) != beneficiaries(b)
+        || beneficiaries_differ(a, b)
         || periods(a) != periods(b)
         || universal_differs(a, b)
 }
@@ -397,6 +414,18 @@ mod tests {
         assert!(d(
             "Can I deduct my company's phone bill?",
             "Can I deduct my family's phone bill?"
+        ));
+        assert!(!d(
+            "How do I add someone to the family plan?",
+            "How do I add someone to my family plan?"
+        ));
+        assert!(d(
+            "How do I add someone to the family plan?",
+            "How do I add someone to their family plan?"
+        ));
+        assert!(d(
+            "Can I change the team's billing address?",
+            "Can I change my company's billing address?"
         ));
     }
 

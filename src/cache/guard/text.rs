@@ -304,11 +304,23 @@ fn canonical_holidays(tokens: Vec<String>) -> Vec<String> {
     out
 }
 
-/// Clock times in one spelling: "9pm", "9 pm", "9:00 p.m." and "21:00" all become "21:00".
+/// Clock times in one spelling: "9pm", "9 pm", "9:00 p.m." and "21:00" all become "21:00",
+/// "half past seven" and "7:30" both "07:30".
 fn canonical_times(tokens: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(tokens.len());
     let mut i = 0;
     while i < tokens.len() {
+        if let Some((hour, minute, used)) = spoken_clock(&tokens[i..]) {
+            let after = &tokens[i + used..];
+            let (suffix, suffix_words) = match after.first().map(|t| t.to_lowercase()) {
+                Some(s) if s == "am" || s == "pm" => (Some(s), 1),
+                _ => part_of_day(after, Some(hour))
+                    .map_or((None, 0), |(s, words)| (Some(s.to_string()), words)),
+            };
+            out.push(clock_token(hour, minute, suffix.as_deref()));
+            i += used + suffix_words;
+            continue;
+        }
         let token = tokens[i].to_lowercase();
         let next = tokens.get(i + 1).map(|t| t.to_lowercase());
         let (clock, suffix) = match token
@@ -331,12 +343,7 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
             .or_else(|| part_of_day.map(|(suffix, _)| suffix.to_string()));
         match parse_clock(&clock) {
             Some((hour, minute)) if suffix.is_some() || clock.contains(':') => {
-                let hour = match suffix.as_deref() {
-                    Some("pm") if hour < 12 => hour + 12,
-                    Some("am") if hour == 12 => 0,
-                    _ => hour,
-                };
-                out.push(format!("{hour:02}:{minute:02}"));
+                out.push(clock_token(hour, minute, suffix.as_deref()));
                 i += match part_of_day {
                     Some((_, words)) => 1 + words,
                     None if separate_suffix => 2,
@@ -350,6 +357,46 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
         }
     }
     out
+}
+
+/// "21:00" for 9 and "pm", "00:30" for 12:30 and "am".
+fn clock_token(hour: u32, minute: u32, suffix: Option<&str>) -> String {
+    let hour = match suffix {
+        Some("pm") if hour < 12 => hour + 12,
+        Some("am") if hour == 12 => 0,
+        _ => hour,
+    };
+    format!("{hour:02}:{minute:02}")
+}
+
+/// "half past seven" (7:30), "a quarter past nine" (9:15), "quarter to eight" (7:45): the hour,
+/// the minute and how many words it takes. The hour is a digit or a word, one to twelve.
+fn spoken_clock(tokens: &[String]) -> Option<(u32, u32, usize)> {
+    const HOURS: &[&str] = &[
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+        "twelve",
+    ];
+    let words: Vec<String> = tokens.iter().take(4).map(|t| t.to_lowercase()).collect();
+    let article = usize::from(words.first().is_some_and(|w| w == "a"));
+    let phrase: Vec<&str> = words[article..].iter().map(String::as_str).collect();
+    let (minute, hour_word) = match phrase.as_slice() {
+        ["half", "past", hour, ..] if article == 0 => (30, *hour),
+        ["quarter", "past", hour, ..] => (15, *hour),
+        ["quarter", "to", hour, ..] => (45, *hour),
+        _ => return None,
+    };
+    let hour = HOURS
+        .iter()
+        .position(|h| *h == hour_word)
+        .map(|at| at as u32 + 1)
+        .or_else(|| hour_word.parse().ok())
+        .filter(|h| (1..=12).contains(h))?;
+    let hour = if minute == 45 {
+        (hour + 10) % 12 + 1
+    } else {
+        hour
+    };
+    Some((hour, minute, article + 3))
 }
 
 /// "7 in the evening" is 7pm, "6 in the morning" 6am, "11 at night" 11pm: the suffix a part of
@@ -375,7 +422,16 @@ fn parse_clock(text: &str) -> Option<(u32, u32)> {
     (hour <= 24 && minute < 60).then_some((hour, minute))
 }
 
-/// "don't" → do + not, "can't"/"cannot" → can + not, "won't" → will + not, "it's" → it.
+/// Negative contractions as people type them without the apostrophe ("why doesnt it work"):
+/// read as the contraction, since "dont" or "isnt" is nothing else. "cant" and "wont" are words
+/// of their own too, but rare ones next to the contractions.
+const NEGATIVES_WITHOUT_APOSTROPHE: &[&str] = &[
+    "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "havent", "hasnt", "hadnt",
+    "couldnt", "shouldnt", "wouldnt", "mustnt", "neednt",
+];
+
+/// "don't" → do + not, "can't"/"cannot" → can + not, "won't" → will + not, "it's" → it; the
+/// same without the apostrophe ("doesnt", "cant").
 fn expand_contraction(raw: &str) -> Vec<(String, String)> {
     let lower = raw.to_lowercase();
     let pair = |a: &str, b: &str| {
@@ -385,12 +441,16 @@ fn expand_contraction(raw: &str) -> Vec<(String, String)> {
         ]
     };
     match lower.as_str() {
-        "cannot" | "can't" => return pair("can", "not"),
-        "won't" => return pair("will", "not"),
+        "cannot" | "can't" | "cant" => return pair("can", "not"),
+        "won't" | "wont" => return pair("will", "not"),
         "shan't" => return pair("shall", "not"),
         _ => {}
     }
-    if let Some(base) = lower.strip_suffix("n't") {
+    let without_apostrophe = NEGATIVES_WITHOUT_APOSTROPHE
+        .contains(&lower.as_str())
+        .then(|| lower.strip_suffix("nt"))
+        .flatten();
+    if let Some(base) = lower.strip_suffix("n't").or(without_apostrophe) {
         let original = &raw[..base.len()];
         return vec![
             (base.to_string(), original.to_string()),
@@ -498,6 +558,21 @@ mod tests {
     }
 
     #[test]
+    fn contractions_typed_without_apostrophe_are_negations_too() {
+        let lowers = |text: &str| -> Vec<String> {
+            Text::new(text).words.into_iter().map(|w| w.lower).collect()
+        };
+        assert_eq!(lowers("why doesnt it work"), lowers("why doesn't it work"));
+        assert_eq!(
+            lowers("I cant log in, it wont load"),
+            lowers("I can't log in, it won't load")
+        );
+        assert_eq!(lowers("Isnt it open?"), ["is", "not", "it", "open"]);
+        // Words that only end like one are left alone.
+        assert_eq!(lowers("a font, a point"), ["a", "font", "a", "point"]);
+    }
+
+    #[test]
     fn names_are_told_from_sentence_starts() {
         let t = Text::new("Does the iPhone work in Paris? Yes. AWS too");
         let names: Vec<&str> = t
@@ -541,6 +616,20 @@ mod tests {
             times("gate 14 in the evening"),
             ["gate", "14", "in", "the", "evening"]
         );
+    }
+
+    #[test]
+    fn spoken_clock_times_are_clock_times() {
+        let times =
+            |s: &str| -> Vec<String> { Text::new(s).words.into_iter().map(|w| w.lower).collect() };
+        assert_eq!(times("at half past seven"), times("at 7:30"));
+        assert_eq!(times("at a quarter past 9"), ["at", "09:15"]);
+        assert_eq!(times("quarter to eight pm"), ["19:45"]);
+        assert_eq!(times("quarter to one"), ["12:45"]);
+        assert_eq!(times("half past ten in the evening"), ["22:30"]);
+        // Not a time: no hour, or no clock hour.
+        assert_eq!(times("half past midnight"), ["half", "past", "midnight"]);
+        assert_eq!(times("a quarter to 40"), ["a", "quarter", "to", "40"]);
     }
 
     #[test]
