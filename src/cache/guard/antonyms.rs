@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-use super::text::{stem, Text};
+use super::text::{stem, Text, NOT_DONE};
 
 /// Each line: two sides; any word of one side against any word of the other is a flip.
 const PAIRS: &[(&[&str], &[&str])] = &[
@@ -445,9 +445,14 @@ fn switched_on(text: &Text, i: usize) -> bool {
 fn negated_at(text: &Text, i: usize) -> bool {
     let before = |back: usize| i.checked_sub(back).map(|at| text.words[at].lower.as_str());
     let negation = |w: Option<&str>| matches!(w, Some("not" | "never"));
+    // "unable to log in", "fails to turn on", "not able to log in": as "can't log in".
+    let not_done = before(1) == Some("to")
+        && (before(2).is_some_and(|w| NOT_DONE.contains(&w))
+            || (before(2) == Some("able") && negation(before(3))));
     negation(before(1))
         || (negation(before(2)) && matches!(before(1), Some("be" | "been" | "being")))
         || (before(1) == Some("least") && before(2) != Some("at"))
+        || not_done
 }
 
 /// The first words of the cues written as two words ("turn" of "turn down"): only after one of
@@ -643,6 +648,10 @@ mod tests {
         ));
         assert!(!d("Smoking is banned here", "Smoking is not allowed here"));
         assert!(d("Smoking is not banned here", "Smoking is banned here"));
+        assert!(!d("I can't log in.", "I'm not able to log in."));
+        assert!(!d("I can't log in.", "I'm unable to log in."));
+        assert!(!d("The TV won't turn on.", "The TV fails to turn on."));
+        assert!(d("The TV won't turn on.", "The TV fails to turn off."));
         assert!(!d(
             "What's the least expensive way to ship a parcel?",
             "What's the cheapest way to ship a parcel?"

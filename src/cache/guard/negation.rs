@@ -1,6 +1,6 @@
 //! Negation: "Which foods should I eat with gout?" is not "Which foods should I not eat with gout?".
 
-use super::text::Text;
+use super::text::{Text, NOT_DONE};
 
 const CUES: &[&str] = &[
     "not", "no", "never", "none", "nothing", "nobody", "nowhere", "neither", "nor", "without",
@@ -70,7 +70,8 @@ fn count(text: &Text) -> usize {
             i += idiom.len();
             continue;
         }
-        if CUES.contains(&words[i]) && !(words[i] == "not" && rhetorical(text, i)) {
+        let not_done = NOT_DONE.contains(&words[i]) && words.get(i + 1) == Some(&"to");
+        if not_done || (CUES.contains(&words[i]) && !(words[i] == "not" && rhetorical(text, i))) {
             negations += 1;
         }
         i += 1;
@@ -111,6 +112,13 @@ mod tests {
     #[test]
     fn kept_polarity_does_not() {
         assert!(!d("Why can't I log in?", "Why am I not able to log in?"));
+        assert!(!d(
+            "I can't log in to my account.",
+            "I'm unable to log in to my account."
+        ));
+        assert!(!d("My laptop won't boot.", "My laptop fails to boot."));
+        assert!(d("My laptop boots slowly.", "My laptop fails to boot."));
+        assert!(!d("I failed my driving test.", "I passed my driving test."));
         assert!(!d(
             "How do I reset my password?",
             "How can I reset my password?"

@@ -266,10 +266,71 @@ fn quantity(token: &str) -> Option<String> {
     Some(strip_zeros(token.strip_prefix("0x").unwrap_or(token)))
 }
 
+/// Words that multiply the number before them: "2.5 million" is 2500000, "two hundred" 200.
+const SCALES: &[(&str, f64)] = &[
+    ("hundred", 1e2),
+    ("thousand", 1e3),
+    ("million", 1e6),
+    ("billion", 1e9),
+    ("trillion", 1e12),
+];
+
+/// The value the word at `at` says, its scale included: "15k" and "15 thousand" are 15000,
+/// "$1.2m" and "$1.2 million" 1200000. A scale word after a number is part of that number.
+fn value_at(words: &[Word], at: usize) -> Option<String> {
+    let scale = |at: usize| {
+        let word = words.get(at)?;
+        SCALES
+            .iter()
+            .find(|(name, _)| *name == word.lower)
+            .map(|(_, factor)| *factor)
+    };
+    if scale(at).is_some() && at > 0 && written_value(words, at - 1).is_some() {
+        return None;
+    }
+    let (value, glued) = match glued_scale(words, at) {
+        Some((number, factor)) => (number.to_string(), factor),
+        None => (written_value(words, at)?, 1.0),
+    };
+    let factor = glued * (at + 1..).map_while(scale).product::<f64>();
+    match value.parse::<f64>() {
+        Ok(number) if factor != 1.0 => Some(format_amount(number * factor)),
+        _ => Some(value),
+    }
+}
+
+/// A number with its scale glued on, and the scale: "15k" (15 and 1000), "2bn"; "1.2m" only
+/// after a currency sign ("$1.2m"), since "5m" is five metres.
+fn glued_scale(words: &[Word], at: usize) -> Option<(f64, f64)> {
+    let word = words[at].lower.as_str();
+    let after_currency = at > 0 && CURRENCY_SIGNS.contains(&words[at - 1].lower.as_str());
+    let (number, factor) = if let Some(number) = word.strip_suffix('k') {
+        (number, 1e3)
+    } else if let Some(number) = word.strip_suffix("bn") {
+        (number, 1e9)
+    } else {
+        (word.strip_suffix('m').filter(|_| after_currency)?, 1e6)
+    };
+    Some((number.parse().ok()?, factor))
+}
+
+/// What follows the digits of the word at `at`: its unit if one is glued on ("5km" → "km"),
+/// but not a scale ("15k", "$1.2m").
+fn glued_unit(words: &[Word], at: usize) -> &str {
+    if glued_scale(words, at).is_some() {
+        return "";
+    }
+    words[at]
+        .lower
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
+}
+
+const CURRENCY_SIGNS: &[&str] = &["$", "€", "£", "₹", "¥"];
+
 /// The value the word at `at` says as written: a number word, an ordinal word ("fifth" is 5,
 /// but a "third party" is no count), "one" before a unit ("one cup"), or a token with digits
 /// ("4th" is 4, "007" is 7).
-fn value_at(words: &[Word], at: usize) -> Option<String> {
+fn written_value(words: &[Word], at: usize) -> Option<String> {
     let word = words[at].lower.as_str();
     if let Some((_, digits)) = NUMBER_WORDS.iter().find(|(w, _)| *w == word) {
         return Some(digits.to_string());
@@ -326,7 +387,7 @@ fn amounts(text: &Text) -> Vec<String> {
         };
         // The unit glued to the number ("5km"), or the word after it, maybe after "and a half"
         // ("two and a half hours").
-        let glued = word.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        let glued = glued_unit(words, at);
         let half_before = and_a_half(words, unit_at) && unit_of(lower(unit_at + 3)).is_some();
         let unit_at = if half_before { unit_at + 3 } else { unit_at };
         let (unit, next) = match unit_of(glued).filter(|_| glued.len() < word.len()) {
@@ -376,9 +437,7 @@ fn units(text: &Text) -> BTreeSet<&'static str> {
     let mut found = BTreeSet::new();
     for (i, word) in text.words.iter().enumerate() {
         // "5km" and "20gb": a unit glued to its number.
-        let glued = word
-            .lower
-            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        let glued = glued_unit(&text.words, i);
         let after_number =
             glued.len() < word.lower.len() || (i > 0 && is_number(&text.words[i - 1].lower));
         for candidate in [word.lower.as_str(), glued] {
@@ -464,6 +523,33 @@ mod tests {
             "Who was the fourth US president?"
         ));
         assert!(d("Wake me at half past six", "Wake me at 6:15"));
+    }
+
+    #[test]
+    fn scales_multiply_the_number_before_them() {
+        assert!(!d(
+            "Best phone under 15k rupees?",
+            "Best phone under 15000 rupees?"
+        ));
+        assert!(!d("Is $85k a good salary?", "Is $85,000 a good salary?"));
+        assert!(!d(
+            "Is a $1.2m salary realistic?",
+            "Is a $1.2 million salary realistic?"
+        ));
+        assert!(!d(
+            "What is 2.5 million in euros?",
+            "What is 2,500,000 in euros?"
+        ));
+        assert!(!d("two hundred people", "200 people"));
+        assert!(d(
+            "Best phone under 15k rupees?",
+            "Best phone under 25k rupees?"
+        ));
+        assert!(d("2.5 million people", "2.5 billion people"));
+        assert!(
+            d("Is 5m deep enough?", "Is 5000000 deep enough?"),
+            "5m is metres"
+        );
     }
 
     #[test]

@@ -199,6 +199,36 @@ fn periods(text: &Text) -> BTreeSet<String> {
     found
 }
 
+const WEEKDAYS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// Whether both texts say which of the same weekday they mean, and differently: "next Friday"
+/// is not "this Friday". "Friday" alone may be either, so it conflicts with neither.
+fn weekdays_differ(a: &Text, b: &Text) -> bool {
+    let marked = |text: &Text| -> BTreeSet<(String, String)> {
+        text.words
+            .windows(2)
+            .filter(|w| {
+                PERIOD_MARKERS.contains(&w[0].lower.as_str())
+                    && WEEKDAYS.contains(&w[1].stem.as_str())
+            })
+            .map(|w| (w[1].stem.clone(), canonical_marker(&w[0].lower).to_string()))
+            .collect()
+    };
+    let (in_a, in_b) = (marked(a), marked(b));
+    in_a.iter().any(|(day, marker)| {
+        in_b.iter()
+            .any(|(other_day, other_marker)| day == other_day && marker != other_marker)
+    })
+}
+
 fn canonical_marker(marker: &str) -> &str {
     match marker {
         "previous" | "past" => "last",
@@ -328,6 +358,7 @@ fn differ_in(a: &Text, b: &Text) -> bool {
     (!oa.is_empty() && !ob.is_empty() && oa != ob)
         || beneficiaries_differ(a, b)
         || periods(a) != periods(b)
+        || weekdays_differ(a, b)
         || universal_differs(a, b)
 }
 
@@ -352,6 +383,10 @@ mod tests {
         ));
         assert!(d("How do I delete a photo?", "How do I delete all photos?"));
         assert!(d("Is the pool open today?", "Is the pool open tomorrow?"));
+        assert!(d(
+            "Is the museum open next Friday?",
+            "Is the museum open this Friday?"
+        ));
         assert!(d("Can I bring my dog?", "Can I bring my kids?"));
     }
 
@@ -370,6 +405,10 @@ mod tests {
             "What was the revenue in the previous year?"
         ));
         assert!(!d("Delete all my photos", "Remove every photo of mine"));
+        assert!(!d(
+            "Is the museum open this Friday?",
+            "Is the museum open on Friday?"
+        ));
         assert!(!d(
             "Why is my Wi-Fi slow in the evenings?",
             "Why does my wifi slow down every evening?"

@@ -422,6 +422,12 @@ fn parse_clock(text: &str) -> Option<(u32, u32)> {
     (hour <= 24 && minute < 60).then_some((hour, minute))
 }
 
+/// Words that say something is not done, before "to": "unable to log in" and "fails to boot"
+/// are "can't log in" and "won't boot".
+pub const NOT_DONE: &[&str] = &[
+    "unable", "fail", "fails", "failed", "failing", "refuse", "refuses", "refused", "refusing",
+];
+
 /// Negative contractions as people type them without the apostrophe ("why doesnt it work"):
 /// read as the contraction, since "dont" or "isnt" is nothing else. "cant" and "wont" are words
 /// of their own too, but rare ones next to the contractions.
