@@ -51,7 +51,7 @@ const PAIRS: &[(&[&str], &[&str])] = &[
     (&["import"], &["export"]),
     (
         &["arrive", "arrival", "land"],
-        &["depart", "departure", "leave"],
+        &["depart", "departure", "leave", "takeoff"],
     ),
     (
         &["add", "include", "attach"],
@@ -304,7 +304,10 @@ const PAIRS: &[(&[&str], &[&str])] = &[
         &["occasionally", "sometimes", "rarely", "seldom"],
     ),
     (&["vegan", "vegetarian"], &["meat"]),
-    (&["raw"], &["cooked"]),
+    (
+        &["raw", "uncooked"],
+        &["cooked", "baked", "boiled", "fried", "grilled", "roasted"],
+    ),
     (&["sweet"], &["sour", "savory", "salty", "bitter"]),
     (&["merge"], &["split"]),
     (
@@ -497,6 +500,14 @@ mod tests {
 
     #[test]
     fn swapped_antonyms_conflict() {
+        assert!(d(
+            "Is it safe to eat raw cookie dough?",
+            "Is it safe to eat baked cookie dough?"
+        ));
+        assert!(d(
+            "Can I use my phone during takeoff?",
+            "Can I use my phone during landing?"
+        ));
         assert!(d(
             "Is the clinic open on Sundays?",
             "Is the clinic closed on Sundays?"

@@ -372,6 +372,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("united states", "usa"),
     ("us", "usa"),
     ("america", "usa"),
+    ("american", "usa"),
+    ("americans", "usa"),
+    ("british", "uk"),
     ("js", "javascript"),
     ("ts", "typescript"),
     ("go", "golang"),
@@ -798,6 +801,14 @@ mod tests {
         ));
         assert!(d("Is Austrian food spicy?", "Is Australian food spicy?"));
         assert!(d("Do Canadians need a visa?", "Do Mexicans need a visa?"));
+        assert!(!d(
+            "Do I need a visa for Japan as a US citizen?",
+            "As an American, do I need a visa for Japan?"
+        ));
+        assert!(d(
+            "Do I need a visa for Japan as a US citizen?",
+            "As a British citizen, do I need a visa for Japan?"
+        ));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! son's account?", "revenue this year" is not "revenue last year", "delete a photo" is not
 //! "delete all photos".
 
-use super::text::Text;
+use super::text::{Text, Word};
 use std::collections::BTreeSet;
 
 /// Whose: the asker (or a generic "you"), someone else, a group.
@@ -199,6 +199,49 @@ fn periods(text: &Text) -> BTreeSet<String> {
     found
 }
 
+/// Adverbs of how often, by the unit they count in.
+const RATE_ADVERBS: &[(&str, &str)] = &[
+    ("hourly", "hour"),
+    ("daily", "day"),
+    ("nightly", "night"),
+    ("weekly", "week"),
+    ("monthly", "month"),
+    ("yearly", "year"),
+    ("annually", "year"),
+];
+
+/// What an amount is counted per: "per meal", "a day", "each week", "daily" (day). After "per"
+/// any word; after "a", "each" or "every" a unit of time or a meal.
+fn rates(text: &Text) -> BTreeSet<String> {
+    let per_unit = |w: &[Word]| match w[0].lower.as_str() {
+        "per" => true,
+        "a" | "an" | "each" | "every" => {
+            PERIOD_UNITS.contains(&w[1].stem.as_str()) || w[1].stem == "meal"
+        }
+        _ => false,
+    };
+    let mut found: BTreeSet<String> = text
+        .words
+        .windows(2)
+        .filter(|w| per_unit(w))
+        .map(|w| w[1].stem.clone())
+        .collect();
+    found.extend(text.words.iter().filter_map(|w| {
+        RATE_ADVERBS
+            .iter()
+            .find(|(adverb, _)| *adverb == w.lower)
+            .map(|(_, unit)| unit.to_string())
+    }));
+    found
+}
+
+/// Whether both texts count per something and per nothing the same: "grams of protein per
+/// day" is not "per meal", though "a day" is "daily".
+fn rates_differ(a: &Text, b: &Text) -> bool {
+    let (in_a, in_b) = (rates(a), rates(b));
+    !in_a.is_empty() && !in_b.is_empty() && in_a.is_disjoint(&in_b)
+}
+
 const WEEKDAYS: &[&str] = &[
     "monday",
     "tuesday",
@@ -359,6 +402,7 @@ fn differ_in(a: &Text, b: &Text) -> bool {
         || beneficiaries_differ(a, b)
         || periods(a) != periods(b)
         || weekdays_differ(a, b)
+        || rates_differ(a, b)
         || universal_differs(a, b)
 }
 
@@ -387,6 +431,11 @@ mod tests {
             "Is the museum open next Friday?",
             "Is the museum open this Friday?"
         ));
+        assert!(d(
+            "How many grams of protein should I eat per day?",
+            "How many grams of protein should I eat per meal?"
+        ));
+        assert!(d("What's the daily limit?", "What's the monthly limit?"));
         assert!(d("Can I bring my dog?", "Can I bring my kids?"));
     }
 
@@ -408,6 +457,14 @@ mod tests {
         assert!(!d(
             "Is the museum open this Friday?",
             "Is the museum open on Friday?"
+        ));
+        assert!(!d(
+            "How much water should a dog drink a day?",
+            "How much water does a dog need daily?"
+        ));
+        assert!(!d(
+            "How much protein per day?",
+            "How much protein should I eat?"
         ));
         assert!(!d(
             "Why is my Wi-Fi slow in the evenings?",
