@@ -318,6 +318,8 @@ fn bench_real_vectors(c: &mut Criterion, dir: &Path) {
 const REAL_EFS: &[usize] = &[8, 16, 32, EF];
 
 fn bench_guard(c: &mut Criterion) {
+    cachet::cache::guard::install_wordnet(&cachet::config::EmbedConfig::default().assets_dir)
+        .expect("WordNet (run scripts/setup.sh and export CACHET_ASSETS_DIR)");
     let mut group = c.benchmark_group("guard");
     group
         .warm_up_time(Duration::from_secs(1))
@@ -327,6 +329,16 @@ fn bench_guard(c: &mut Criterion) {
             cachet::cache::guard::conflict(
                 black_box("Where is my order 48213 that I placed on 12 May?"),
                 black_box("Where's my order 48213, placed on 12 May?"),
+            )
+        })
+    });
+    // One noun swapped in an otherwise identical question: every family, the last one
+    // (`things`) looking both nouns up in WordNet.
+    group.bench_function("conflict_one_noun_swapped", |b| {
+        b.iter(|| {
+            cachet::cache::guard::conflict(
+                black_box("How do I get rid of ants in the kitchen?"),
+                black_box("How do I get rid of ants in the garden?"),
             )
         })
     });

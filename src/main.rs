@@ -332,6 +332,7 @@ async fn main() -> anyhow::Result<()> {
             let config =
                 cachet::config::Config::load(config.as_deref()).context("invalid configuration")?;
             let embedder = cachet::embed::Embedder::start(&config.embed)?;
+            cachet::cache::guard::install_wordnet(&config.embed.assets_dir)?;
             let written = cachet::pair_vectors::run(&embedder, &pairs, &out).await?;
             println!(
                 "{written} pairs embedded into {}.{{f32,jsonl}}",

@@ -48,6 +48,8 @@ pub enum CacheError {
     #[error(transparent)]
     Embed(#[from] EmbedError),
     #[error(transparent)]
+    WordNet(#[from] guard::WordNetError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -463,8 +465,13 @@ impl Cache {
         let data = &config.storage.data_dir;
         // The model loads on one core while sled and the graphs load on the other: at a
         // million entries the graphs take most of a restart, and the model need not wait.
+        // WordNet, for the guards, loads after the model on the model's core.
         let (embedder, loaded) = std::thread::scope(|s| {
-            let embedder = s.spawn(|| Embedder::start(&config.embed));
+            let embedder = s.spawn(|| {
+                let embedder = Embedder::start(&config.embed)?;
+                guard::install_wordnet(&config.embed.assets_dir)?;
+                Ok::<_, CacheError>(embedder)
+            });
             let loaded = Store::open(data, &config.storage)
                 .map_err(CacheError::from)
                 .and_then(|store| {

@@ -175,7 +175,10 @@ fn status(err: CacheError) -> Status {
             Code::ResourceExhausted
         }
         CacheError::Embed(EmbedError::WorkerGone) => Code::Unavailable,
-        CacheError::Store(_) | CacheError::Index(_) | CacheError::Embed(_) => Code::Internal,
+        CacheError::Store(_)
+        | CacheError::Index(_)
+        | CacheError::Embed(_)
+        | CacheError::WordNet(_) => Code::Internal,
     };
     if code == Code::Internal {
         error!(%err, "internal error");

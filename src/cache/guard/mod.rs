@@ -16,8 +16,11 @@ mod negation;
 mod quantities;
 mod scope;
 mod text;
+mod things;
+mod wordnet;
 
 pub use text::Text;
+pub use wordnet::{install as install_wordnet, WordNetError};
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -41,6 +44,8 @@ pub enum Family {
     Direction,
     /// A fact of the earlier turns restated with one detail swapped or denied.
     Details,
+    /// One common noun in place of another: ants in the kitchen / in the garden.
+    Things,
 }
 
 /// Which earlier turns of a chat a family compares.
@@ -65,6 +70,7 @@ impl Family {
             Self::Scope => "scope",
             Self::Direction => "direction",
             Self::Details => "details",
+            Self::Things => "things",
         }
     }
 
@@ -72,10 +78,11 @@ impl Family {
     /// everywhere in chatter ("no problem", "my partner says hi") and in the assistant's
     /// rewordings ("any transactions you don't recognise?"); details that change the answer
     /// (numbers, names, dates, opposites, direction) are what earlier turns carry, and the
-    /// details family reads the user's statements only.
+    /// details family reads the user's statements only. Things reads a one-word swap in a
+    /// question, which the details family reads in the earlier turns' statements.
     pub fn earlier_turns(self) -> Turns {
         match self {
-            Self::Negation | Self::Scope => Turns::None,
+            Self::Negation | Self::Scope | Self::Things => Turns::None,
             Self::Details => Turns::User,
             _ => Turns::All,
         }
@@ -100,6 +107,7 @@ pub const FAMILIES: &[(Family, Check)] = &[
     (Family::Antonyms, antonyms::differ),
     (Family::Direction, direction::differ),
     (Family::Names, entities::differ),
+    (Family::Things, things::differ),
     (Family::Details, details::differ),
 ];
 

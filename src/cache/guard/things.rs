@@ -1,0 +1,118 @@
+//! Things: "How do I get rid of ants in the kitchen?" is not "... in the garden?", nor "Why is my
+//! phone overheating?" "Why is my laptop overheating?". Names are the `names` family's; this
+//! one reads the common nouns that no list could hold, through WordNet: two texts the same word
+//! for word but for one noun, where the two nouns name different things. Nouns that share a
+//! sense ("couch" / "sofa") or of which one is a kind of the other ("car" / "vehicle") are the
+//! same thing said another way.
+//!
+//! Only a one-word swap in an otherwise identical question is read: with more words changed,
+//! the rewording itself says nothing about which word carries the meaning. Without WordNet
+//! installed (see [`super::wordnet::install`]) the family finds nothing.
+
+use super::text::Text;
+use super::wordnet;
+
+/// Words after which a word is a noun: "the kitchen", "many mice", "for cars".
+const BEFORE_NOUNS: &[&str] = &[
+    "the", "a", "an", "my", "your", "his", "her", "its", "our", "their", "this", "that", "these",
+    "those", "some", "any", "many", "much", "few", "several", "each", "every", "no", "all", "both",
+    "in", "on", "at", "for", "of", "with", "from", "into", "about", "without",
+];
+
+/// Words after which a word is a verb: "he land", "did not land", "to land", "can rat".
+const BEFORE_VERBS: &[&str] = &[
+    "i", "you", "he", "she", "it", "we", "they", "to", "not", "never", "do", "does", "did", "can",
+    "could", "will", "would", "shall", "should", "may", "might", "must",
+];
+
+/// Conflict when the texts differ in exactly one word, both words are content words (not
+/// names) read as nouns, and WordNet holds them for different things. A word is read as a
+/// noun after a determiner or preposition; after a pronoun, "to" or an auxiliary it is a verb
+/// and left alone; elsewhere, if it is mostly a noun.
+pub fn differ(a: &Text, b: &Text) -> bool {
+    let Some(wordnet) = wordnet::installed() else {
+        return false;
+    };
+    if a.words.len() != b.words.len() {
+        return false;
+    }
+    let mut swapped = (0..a.words.len()).filter(|&i| a.words[i].lower != b.words[i].lower);
+    let (Some(at), None) = (swapped.next(), swapped.next()) else {
+        return false;
+    };
+    let (x, y) = (&a.words[at], &b.words[at]);
+    let before = (at > 0).then(|| a.words[at - 1].lower.as_str());
+    if before.is_some_and(|w| BEFORE_VERBS.contains(&w)) {
+        return false;
+    }
+    let surely_noun = before.is_some_and(|w| BEFORE_NOUNS.contains(&w));
+    !x.name_like
+        && !y.name_like
+        && x.is_content()
+        && y.is_content()
+        && x.stem != y.stem
+        && wordnet.different_things(&x.lower, &y.lower, surely_noun) == Some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EmbedConfig;
+
+    fn d(a: &str, b: &str) -> bool {
+        wordnet::install(&EmbedConfig::default().assets_dir)
+            .expect("WordNet (run scripts/setup.sh and export CACHET_ASSETS_DIR)");
+        differ(&Text::new(a), &Text::new(b))
+    }
+
+    #[test]
+    fn a_different_thing_in_the_same_place_conflicts() {
+        assert!(d(
+            "How do I get rid of ants in the kitchen?",
+            "How do I get rid of ants in the garden?"
+        ));
+        assert!(d(
+            "Why is my phone overheating?",
+            "Why is my laptop overheating?"
+        ));
+        assert!(d(
+            "How do I clean a leather couch?",
+            "How do I clean a fabric couch?"
+        ));
+        assert!(d(
+            "Does the hotel have parking for cars?",
+            "Does the hotel have parking for motorcycles?"
+        ));
+        assert!(d(
+            "How many mice live in a house?",
+            "How many rats live in a house?"
+        ));
+    }
+
+    #[test]
+    fn the_same_thing_said_another_way_does_not() {
+        assert!(!d(
+            "How do I clean a leather couch?",
+            "How do I clean a leather sofa?"
+        ));
+        assert!(!d("Can I park my car here?", "Can I park my vehicle here?"));
+        assert!(!d("Can I park my car here?", "Can I park my cars here?"));
+        assert!(!d("How do I clean my couch?", "How do I clean my couch!"));
+        // Not mostly nouns: verbs, adjectives and function words are other families' business.
+        assert!(!d(
+            "Why did he land on the moon?",
+            "Why did he step on the moon?"
+        ));
+        assert!(!d(
+            "How do I invest my money?",
+            "How can I invest my money?"
+        ));
+        assert!(!d("Is it good to quit?", "Is it okay to quit?"));
+        // More than one word changed, or names: not this family's to judge.
+        assert!(!d(
+            "How do I get rid of ants in the kitchen?",
+            "How can I get rid of ants in my garden?"
+        ));
+        assert!(!d("How do I get to Paris?", "How do I get to Rome?"));
+    }
+}
