@@ -28,7 +28,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin cachet \
     && install -D -m 0755 target/release/cachet /out/cachet
 
-# --- assets: ONNX Runtime and the model, exactly as local setup and CI fetch them -------------
+# --- assets: ONNX Runtime, the model, the word list and WordNet, as local setup and CI fetch them
 FROM python:3.11-slim-bookworm AS assets
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
