@@ -10,7 +10,7 @@
 //! installed (see [`super::wordnet::install`]) the family finds nothing.
 
 use super::text::Text;
-use super::wordnet;
+use super::wordnet::{self, Place};
 
 /// Words after which a word is a noun: "the kitchen", "many mice", "for cars".
 const BEFORE_NOUNS: &[&str] = &[
@@ -26,9 +26,9 @@ const BEFORE_VERBS: &[&str] = &[
 ];
 
 /// Conflict when the texts differ in exactly one word, both words are content words (not
-/// names) read as nouns, and WordNet holds them for different things. A word is read as a
-/// noun after a determiner or preposition; after a pronoun, "to" or an auxiliary it is a verb
-/// and left alone; elsewhere, if it is mostly a noun.
+/// names) read as nouns, and WordNet holds them for different things. After a pronoun, "to"
+/// or an auxiliary a word is a verb and left alone; where it stands otherwise says how much of
+/// a noun it must be (see [`Place`]).
 pub fn differ(a: &Text, b: &Text) -> bool {
     let Some(wordnet) = wordnet::installed() else {
         return false;
@@ -45,13 +45,19 @@ pub fn differ(a: &Text, b: &Text) -> bool {
     if before.is_some_and(|w| BEFORE_VERBS.contains(&w)) {
         return false;
     }
-    let surely_noun = before.is_some_and(|w| BEFORE_NOUNS.contains(&w));
+    let after_determiner = before.is_some_and(|w| BEFORE_NOUNS.contains(&w));
+    let before_content = a.words.get(at + 1).is_some_and(|next| next.is_content());
+    let place = match (after_determiner, before_content) {
+        (true, false) => Place::Noun,
+        (true, true) => Place::BeforeNoun,
+        (false, _) => Place::Unknown,
+    };
     !x.name_like
         && !y.name_like
         && x.is_content()
         && y.is_content()
         && x.stem != y.stem
-        && wordnet.different_things(&x.lower, &y.lower, surely_noun) == Some(true)
+        && wordnet.different_things(&x.lower, &y.lower, place) == Some(true)
 }
 
 #[cfg(test)]
@@ -108,6 +114,14 @@ mod tests {
             "How can I invest my money?"
         ));
         assert!(!d("Is it good to quit?", "Is it okay to quit?"));
+        assert!(!d(
+            "What is the best movie of 2016?",
+            "What is the top movie of 2016?"
+        ));
+        assert!(!d(
+            "Any good songs to run to?",
+            "Any great songs to run to?"
+        ));
         // More than one word changed, or names: not this family's to judge.
         assert!(!d(
             "How do I get rid of ants in the kitchen?",

@@ -80,6 +80,18 @@ const ENDINGS: &[(&str, &str)] = &[
     ("est", "e"),
 ];
 
+/// Where a word stands, as far as its neighbours say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Where a noun stands: after a determiner or preposition ("the kitchen", "for cars").
+    Noun,
+    /// There, but before another content word: a noun or an adjective ("the leather couch",
+    /// "the best movie").
+    BeforeNoun,
+    /// Anywhere else.
+    Unknown,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Part {
     Noun,
@@ -258,10 +270,11 @@ impl WordNet {
         found
     }
 
-    /// The noun senses of `word`. Unless `surely_noun` (its place in the sentence says so),
-    /// only if it is mostly a noun: no more verb senses nor adjective senses than noun ones
-    /// ("garden" is; "free" and "do" are not).
-    fn noun_senses(&self, word: &str, surely_noun: bool) -> Option<HashSet<u32>> {
+    /// The noun senses of `word`, if it is read as a noun where it stands: there, any noun
+    /// sense will do; before another word ("the best movie"), only if it is no more an
+    /// adjective than a noun; elsewhere, only if it is mostly a noun, no more a verb nor an
+    /// adjective ("garden" is; "free" and "do" are not).
+    fn noun_senses(&self, word: &str, place: Place) -> Option<HashSet<u32>> {
         let lemmas = self.lemmas_of(word);
         let nouns: HashSet<u32> = lemmas
             .iter()
@@ -274,8 +287,12 @@ impl WordNet {
                 .sum()
         };
         let (verbs, adjectives) = (count(|l| l.verbs), count(|l| l.adjectives));
-        let mostly_noun = nouns.len() >= verbs.max(adjectives);
-        (!nouns.is_empty() && (surely_noun || mostly_noun)).then_some(nouns)
+        let noun_here = match place {
+            Place::Noun => true,
+            Place::BeforeNoun => nouns.len() >= adjectives,
+            Place::Unknown => nouns.len() >= verbs.max(adjectives),
+        };
+        (!nouns.is_empty() && noun_here).then_some(nouns)
     }
 
     /// `senses` and their hypernyms up to [`KIND_OF_STEPS`] above.
@@ -292,12 +309,12 @@ impl WordNet {
         all
     }
 
-    /// Whether `a` and `b`, read as nouns, name different things: they share no sense and
-    /// neither is a kind of the other. `None` when either is no noun (not `surely_noun`, and
-    /// not mostly a noun; or not in WordNet): the question is not WordNet's to answer.
-    pub fn different_things(&self, a: &str, b: &str, surely_noun: bool) -> Option<bool> {
-        let senses_a = self.noun_senses(a, surely_noun)?;
-        let senses_b = self.noun_senses(b, surely_noun)?;
+    /// Whether `a` and `b`, both standing at `place`, name different things: they share no
+    /// sense and neither is a kind of the other. `None` when either is not read as a noun there
+    /// (or not in WordNet): the question is not WordNet's to answer.
+    pub fn different_things(&self, a: &str, b: &str, place: Place) -> Option<bool> {
+        let senses_a = self.noun_senses(a, place)?;
+        let senses_b = self.noun_senses(b, place)?;
         if !senses_a.is_disjoint(&senses_b) {
             return Some(false);
         }
