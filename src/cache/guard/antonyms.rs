@@ -206,6 +206,15 @@ const PAIRS: &[(&[&str], &[&str])] = &[
     (&["include", "keep"], &["exclude", "discard", "drop"]),
     (&["raise", "lift"], &["lower"]),
     (&["borrow"], &["lend"]),
+    (&["read"], &["write"]),
+    (&["formal"], &["casual", "informal"]),
+    (
+        &["sale", "discounted", "clearance"],
+        // "full-price" as the tokenizer leaves it: one word.
+        &["fullprice"],
+    ),
+    (&["drive", "driving"], &["fly", "flying"]),
+    (&["walk", "walking"], &["drive", "driving"]),
     (&["send"], &["receive"]),
     (&["import"], &["export"]),
     (&["pass", "passed"], &["fail", "failed"]),
@@ -507,6 +516,26 @@ mod tests {
         assert!(d(
             "Can I use my phone during takeoff?",
             "Can I use my phone during landing?"
+        ));
+        assert!(d(
+            "Write a formal email declining the invitation.",
+            "Write a formal email accepting the invitation."
+        ));
+        assert!(d(
+            "Write a formal email declining the invitation.",
+            "Write a casual email declining the invitation."
+        ));
+        assert!(d(
+            "How do I read a CSV file in pandas?",
+            "How do I write a CSV file in pandas?"
+        ));
+        assert!(d(
+            "What's your return policy for sale items?",
+            "What's your return policy for full-price items?"
+        ));
+        assert!(d(
+            "How long does it take to drive from Boston to New York?",
+            "How long does it take to fly from Boston to New York?"
         ));
         assert!(d(
             "Is the clinic open on Sundays?",

@@ -514,12 +514,17 @@ pub fn stem(word: &str) -> String {
     w.to_string()
 }
 
-/// Consonant-vowel-consonant endings that took an e before the suffix ("clos", "enabl", "allow" no).
+/// Consonant-vowel-consonant endings that took an e before the suffix ("clos", "enabl", "allow"
+/// no); "in" after a consonant too ("declin", "combin"; not "join", "explain").
 fn needs_e(base: &str) -> bool {
     const E_ENDINGS: &[&str] = &[
         "os", "bl", "at", "iv", "ov", "ur", "uc", "ag", "ir", "ar", "us", "ac", "od", "id",
     ];
-    E_ENDINGS.iter().any(|e| base.ends_with(e)) && !base.ends_with("ss")
+    let consonant_in = base
+        .strip_suffix("in")
+        .and_then(|rest| rest.chars().last())
+        .is_some_and(|c| c.is_ascii_alphabetic() && !"aeiou".contains(c));
+    (E_ENDINGS.iter().any(|e| base.ends_with(e)) || consonant_in) && !base.ends_with("ss")
 }
 
 /// "stopp" → "stop", "plann" → "plan".
@@ -599,6 +604,10 @@ mod tests {
         assert_eq!(stem("bans"), "ban");
         assert_eq!(stem("policies"), "policy");
         assert_eq!(stem("class"), "class");
+        assert_eq!(stem("declining"), "decline");
+        assert_eq!(stem("declined"), "decline");
+        assert_eq!(stem("joining"), "join");
+        assert_eq!(stem("explained"), "explain");
     }
 
     #[test]
