@@ -398,6 +398,11 @@ fn sides(text: &Text) -> HashMap<usize, (bool, bool)> {
         if word.lower == "on" && !switched_on(text, i) {
             continue;
         }
+        // "keeps dropping", "kept crashing": "keep" before a verb in -ing is "go on", not "hold".
+        let next_is_gerund = words.get(i + 1).is_some_and(|n| n.lower.ends_with("ing"));
+        if word.stem == "keep" && next_is_gerund {
+            continue;
+        }
         let negated = !word.name_like && negated_at(text, i);
         note(&word.lower, negated);
         note(&word.stem, negated);
@@ -688,6 +693,11 @@ mod tests {
         ));
         assert!(!d("Smoking is banned here", "Smoking is not allowed here"));
         assert!(d("Smoking is not banned here", "Smoking is banned here"));
+        assert!(!d(
+            "My internet keeps dropping.",
+            "My internet connection keeps cutting out."
+        ));
+        assert!(d("Keep the old files.", "Discard the old files."));
         assert!(!d("I can't log in.", "I'm not able to log in."));
         assert!(!d("I can't log in.", "I'm unable to log in."));
         assert!(!d("The TV won't turn on.", "The TV fails to turn on."));

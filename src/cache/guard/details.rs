@@ -13,7 +13,8 @@ use super::text::{within_one_edit, Text, Word};
 /// The most words a swapped detail spans on either side ("economy" / "business class").
 const MAX_SWAPPED: usize = 3;
 
-/// The fewest words the two statements share around the swap.
+/// The fewest words the two statements share around the swap; in statements of two or three
+/// words, all but one ("I'm vegetarian." / "I'm vegan.").
 const MIN_SHARED: usize = 3;
 
 /// Words that deny a statement when added to it.
@@ -52,7 +53,8 @@ fn swapped(a: &[Word], b: &[Word]) -> bool {
         .count();
     let (changed_a, changed_b) = (&a[prefix..a.len() - suffix], &b[prefix..b.len() - suffix]);
     let shared = prefix + suffix;
-    if shared < MIN_SHARED || 2 * shared < a.len().max(b.len()) {
+    let longer = a.len().max(b.len());
+    if shared < MIN_SHARED.min(longer.saturating_sub(1)).max(1) || 2 * shared < longer {
         return false;
     }
     let new_word = |word: &Word, others: &[Word]| {
@@ -99,6 +101,7 @@ mod tests {
 
     #[test]
     fn a_swapped_or_denied_detail_conflicts() {
+        assert!(d("I'm vegetarian.", "I'm vegan."));
         assert!(d(
             "I booked a double room for 2 nights at your Lisbon hotel.",
             "I booked a single room for 2 nights at your Lisbon hotel."
@@ -148,6 +151,9 @@ mod tests {
             "Can I check in early at the hotel?",
             "Can I check out late at the hotel?"
         ));
+        // Short answers that share too little to be one statement with a detail swapped.
+        assert!(!d("Yes, go ahead.", "Yes please."));
+        assert!(!d("Monthly.", "Yearly."));
         // The same two statements on both sides.
         assert!(!d(
             "I have a cat. I have a dog.",
