@@ -25,7 +25,6 @@ const IDIOMS: &[&[&str]] = &[
     &["no", "matter"],
     &["not", "only"],
     &["no", "doubt"],
-    &["no", "one"],
     // A question that asks both ways: "Is it safe or not?", "Why or why not?", "If not, why?"
     &["or", "not"],
     &["or", "why", "not"],
@@ -112,6 +111,14 @@ mod tests {
     #[test]
     fn kept_polarity_does_not() {
         assert!(!d("Why can't I log in?", "Why am I not able to log in?"));
+        assert!(!d(
+            "Why doesn't anybody answer my questions?",
+            "Why will no one answer my questions?"
+        ));
+        assert!(!d(
+            "Why does nobody want to die?",
+            "Why does no one want to die?"
+        ));
         assert!(!d(
             "I can't log in to my account.",
             "I'm unable to log in to my account."
