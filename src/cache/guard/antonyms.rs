@@ -207,6 +207,11 @@ const PAIRS: &[(&[&str], &[&str])] = &[
     (&["raise", "lift"], &["lower"]),
     (&["borrow"], &["lend"]),
     (&["read"], &["write"]),
+    (
+        &["sunset", "sun set", "sun sets", "sundown"],
+        &["sunrise", "sun rise", "sun rises", "sunup", "dawn"],
+    ),
+    (&["fridge", "refrigerator"], &["freezer"]),
     (&["formal"], &["casual", "informal"]),
     (
         &["sale", "discounted", "clearance"],
@@ -533,6 +538,14 @@ mod tests {
         assert!(d(
             "How do I read a CSV file in pandas?",
             "How do I write a CSV file in pandas?"
+        ));
+        assert!(d(
+            "What time does the sun set today?",
+            "What time does the sun rise today?"
+        ));
+        assert!(d(
+            "How long can cooked chicken stay in the fridge?",
+            "How long can cooked chicken stay in the freezer?"
         ));
         assert!(d(
             "What's your return policy for sale items?",

@@ -9,8 +9,8 @@
 //! the rewording itself says nothing about which word carries the meaning. Without WordNet
 //! installed (see [`super::wordnet::install`]) the family finds nothing.
 
-use super::text::Text;
-use super::wordnet::{self, Place};
+use super::text::{Text, Word};
+use super::wordnet::{self, Place, WordNet};
 
 /// Words after which a word is a noun: "the kitchen", "many mice", "for cars".
 const BEFORE_NOUNS: &[&str] = &[
@@ -25,14 +25,54 @@ const BEFORE_VERBS: &[&str] = &[
     "could", "will", "would", "shall", "should", "may", "might", "must",
 ];
 
-/// Conflict when the texts differ in exactly one word, both words are content words (not
-/// names) read as nouns, and WordNet holds them for different things. After a pronoun, "to"
-/// or an auxiliary a word is a verb and left alone; where it stands otherwise says how much of
-/// a noun it must be (see [`Place`]).
+/// Conflict when one noun is swapped for another ([`swapped_noun`]) or added at the end of a
+/// noun ([`added_noun`]).
 pub fn differ(a: &Text, b: &Text) -> bool {
     let Some(wordnet) = wordnet::installed() else {
         return false;
     };
+    swapped_noun(wordnet, a, b) || added_noun(wordnet, a, b) || added_noun(wordnet, b, a)
+}
+
+/// Whether `longer` is `shorter` with one noun added right after a noun, at the end of its
+/// phrase: "reset my router" / "reset my router password", "treat acne" / "treat acne scars",
+/// "knowledge management" / "knowledge management system". The added word names what is asked
+/// about; the noun before it only says which one. A name added ("in Kolkata, India") is the
+/// `names` family's, and a word in -ed or -ing more often a verb's than a noun.
+fn added_noun(wordnet: &WordNet, longer: &Text, shorter: &Text) -> bool {
+    let (long, short) = (&longer.words, &shorter.words);
+    if long.len() != short.len() + 1 {
+        return false;
+    }
+    let at = long
+        .iter()
+        .zip(short)
+        .take_while(|(x, y)| x.lower == y.lower)
+        .count();
+    let rest_matches = long[at + 1..]
+        .iter()
+        .zip(&short[at..])
+        .all(|(x, y)| x.lower == y.lower);
+    if at == 0 || !rest_matches {
+        return false;
+    }
+    let (before, added) = (&long[at - 1], &long[at]);
+    let ends_phrase = long.get(at + 1).is_none_or(|next| !next.is_content());
+    let noun_like = |w: &Word| {
+        w.is_content()
+            && !w.name_like
+            && !w.lower.ends_with("ed")
+            && !w.lower.ends_with("ing")
+            && wordnet.is_noun(&w.lower, Place::Unknown)
+    };
+    ends_phrase && before.sentence == added.sentence && noun_like(before) && noun_like(added)
+}
+
+/// Whether the texts differ in exactly one word, both words are content words (not
+/// names) read as nouns, and WordNet holds them for different things. After a pronoun, "to"
+/// or an auxiliary a word is a verb and left alone; where it stands otherwise says how much of
+/// a noun it must be (see [`Place`]).
+fn swapped_noun(wordnet: &WordNet, a: &Text, b: &Text) -> bool {
     if a.words.len() != b.words.len() {
         return false;
     }
@@ -92,6 +132,32 @@ mod tests {
         assert!(d(
             "How many mice live in a house?",
             "How many rats live in a house?"
+        ));
+    }
+
+    #[test]
+    fn a_noun_added_after_a_noun_is_another_thing() {
+        assert!(d(
+            "How do I reset my router?",
+            "How do I reset my router password?"
+        ));
+        assert!(d("How do you treat acne scars?", "How do you treat acne?"));
+        // Not a noun added at the end of a phrase: a modifier, a name, a verb form.
+        assert!(!d(
+            "How do I record a call?",
+            "How do I record a video call?"
+        ));
+        assert!(!d(
+            "What are the best art exhibitions in Kolkata?",
+            "What are the best art exhibitions in Kolkata, India?"
+        ));
+        assert!(!d(
+            "What is the temple on the flag?",
+            "What is the temple featured on the flag?"
+        ));
+        assert!(!d(
+            "How do I reset my router?",
+            "How do I reset my router quickly?"
         ));
     }
 

