@@ -6,8 +6,9 @@
 //! same thing said another way.
 //!
 //! Only a one-word swap in an otherwise identical question is read: with more words changed,
-//! the rewording itself says nothing about which word carries the meaning. Without WordNet
-//! installed (see [`super::wordnet::install`]) the family finds nothing.
+//! the rewording itself says nothing about which word carries the meaning. So is one noun
+//! added after another at the end of a phrase: "my router" is not "my router password".
+//! Without WordNet installed (see [`super::wordnet::install`]) the family finds nothing.
 
 use super::text::{Text, Word};
 use super::wordnet::{self, Place, WordNet};
