@@ -181,14 +181,8 @@ fn beneficiaries_differ(a: &Text, b: &Text) -> bool {
 }
 
 fn periods(text: &Text) -> BTreeSet<String> {
-    let mut found: BTreeSet<String> = text
-        .words
-        .windows(2)
-        .filter(|w| {
-            PERIOD_MARKERS.contains(&w[0].lower.as_str())
-                && PERIOD_UNITS.contains(&w[1].stem.as_str())
-        })
-        .map(|w| format!("{} {}", canonical_marker(&w[0].lower), w[1].stem))
+    let mut found: BTreeSet<String> = marked(text, PERIOD_UNITS)
+        .map(|(marker, unit)| format!("{marker} {unit}"))
         .collect();
     found.extend(
         text.words
@@ -197,6 +191,20 @@ fn periods(text: &Text) -> BTreeSet<String> {
             .map(|w| canonical_marker(&w.lower).to_string()),
     );
     found
+}
+
+/// Each of `units` said with a marker of which one ("last year", "next Friday"): the marker
+/// in one spelling, and the unit's stem.
+fn marked<'t>(
+    text: &'t Text,
+    units: &'static [&'static str],
+) -> impl Iterator<Item = (&'t str, String)> + 't {
+    text.words
+        .windows(2)
+        .filter(|w| {
+            PERIOD_MARKERS.contains(&w[0].lower.as_str()) && units.contains(&w[1].stem.as_str())
+        })
+        .map(|w| (canonical_marker(&w[0].lower), w[1].stem.clone()))
 }
 
 /// Adverbs of how often, by the unit they count in.
@@ -255,20 +263,10 @@ const WEEKDAYS: &[&str] = &[
 /// Whether both texts say which of the same weekday they mean, and differently: "next Friday"
 /// is not "this Friday". "Friday" alone may be either, so it conflicts with neither.
 fn weekdays_differ(a: &Text, b: &Text) -> bool {
-    let marked = |text: &Text| -> BTreeSet<(String, String)> {
-        text.words
-            .windows(2)
-            .filter(|w| {
-                PERIOD_MARKERS.contains(&w[0].lower.as_str())
-                    && WEEKDAYS.contains(&w[1].stem.as_str())
-            })
-            .map(|w| (w[1].stem.clone(), canonical_marker(&w[0].lower).to_string()))
-            .collect()
-    };
-    let (in_a, in_b) = (marked(a), marked(b));
-    in_a.iter().any(|(day, marker)| {
+    let in_b: Vec<_> = marked(b, WEEKDAYS).collect();
+    marked(a, WEEKDAYS).any(|(marker, day)| {
         in_b.iter()
-            .any(|(other_day, other_marker)| day == other_day && marker != other_marker)
+            .any(|(other_marker, other_day)| *other_day == day && *other_marker != marker)
     })
 }
 

@@ -311,19 +311,14 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
     let mut i = 0;
     while i < tokens.len() {
         if let Some((hour, minute, used)) = spoken_clock(&tokens[i..]) {
-            let after = &tokens[i + used..];
-            let (suffix, suffix_words) = match after.first().map(|t| t.to_lowercase()) {
-                Some(s) if s == "am" || s == "pm" => (Some(s), 1),
-                _ => part_of_day(after, Some(hour))
-                    .map_or((None, 0), |(s, words)| (Some(s.to_string()), words)),
-            };
-            out.push(clock_token(hour, minute, suffix.as_deref()));
-            i += used + suffix_words;
+            let trailing = suffix_after(&tokens[i + used..], Some(hour));
+            let suffix = trailing.as_ref().map(|(suffix, _)| suffix.as_str());
+            out.push(clock_token(hour, minute, suffix));
+            i += used + trailing.map_or(0, |(_, words)| words);
             continue;
         }
         let token = tokens[i].to_lowercase();
-        let next = tokens.get(i + 1).map(|t| t.to_lowercase());
-        let (clock, suffix) = match token
+        let (clock, glued) = match token
             .strip_suffix("am")
             .or_else(|| token.strip_suffix("pm"))
         {
@@ -332,23 +327,15 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
             }
             _ => (token.clone(), None),
         };
-        let separate_suffix = suffix.is_none() && matches!(next.as_deref(), Some("am" | "pm"));
-        let part_of_day = if suffix.is_none() && !separate_suffix {
-            part_of_day(&tokens[i + 1..], parse_clock(&clock).map(|(hour, _)| hour))
-        } else {
-            None
+        let trailing = match glued {
+            None => suffix_after(&tokens[i + 1..], parse_clock(&clock).map(|(hour, _)| hour)),
+            Some(_) => None,
         };
-        let suffix = suffix
-            .or_else(|| separate_suffix.then(|| next.clone().unwrap_or_default()))
-            .or_else(|| part_of_day.map(|(suffix, _)| suffix.to_string()));
+        let suffix = glued.or_else(|| trailing.as_ref().map(|(suffix, _)| suffix.clone()));
         match parse_clock(&clock) {
             Some((hour, minute)) if suffix.is_some() || clock.contains(':') => {
                 out.push(clock_token(hour, minute, suffix.as_deref()));
-                i += match part_of_day {
-                    Some((_, words)) => 1 + words,
-                    None if separate_suffix => 2,
-                    None => 1,
-                };
+                i += 1 + trailing.map_or(0, |(_, words)| words);
             }
             _ => {
                 out.push(tokens[i].clone());
@@ -357,6 +344,15 @@ fn canonical_times(tokens: Vec<String>) -> Vec<String> {
         }
     }
     out
+}
+
+/// The "am" or "pm" the words after a clock time give, and how many words that takes: "pm"
+/// (1), "in the evening" (3) after an hour from 1 to 12.
+fn suffix_after(after: &[String], hour: Option<u32>) -> Option<(String, usize)> {
+    match after.first().map(|t| t.to_lowercase()) {
+        Some(suffix) if suffix == "am" || suffix == "pm" => Some((suffix, 1)),
+        _ => part_of_day(after, hour).map(|(suffix, words)| (suffix.to_string(), words)),
+    }
 }
 
 /// "21:00" for 9 and "pm", "00:30" for 12:30 and "am".
